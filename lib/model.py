@@ -1,0 +1,481 @@
+"""A GPT-2-style decoder built from its parts, with TransformerLens hook points everywhere.
+
+The model is small enough to read in one sitting: token + position embeddings, a stack of
+pre-LayerNorm blocks (causal multi-head attention, then an MLP, each added to the residual
+stream), a final LayerNorm and an unembedding. Weights use TransformerLens' layouts
+(``W_Q: [n_heads, d_model, d_head]`` ...) and every intermediate passes through a ``HookPoint``
+named as TransformerLens names it (``blocks.0.attn.hook_pattern`` ...), so ``run_with_cache`` and
+``run_with_hooks`` work exactly as they do on TransformerLens' own models.
+
+Two extras the later notebooks need:
+- ``input_embeds``: the caller may pass token embeddings instead of token ids (dense tokens feed
+  the model vectors it produced itself).
+- ``KVCache``: keys and values of earlier positions are kept, so generating or walking a sequence
+  one token at a time costs one position per step instead of the whole prefix.
+
+References: Vaswani et al. 2017 (attention); Radford et al. 2019 (GPT-2: pre-LN, GELU, init);
+Karpathy's nanoGPT for the spirit of one readable file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+ReturnType = Literal["logits", "loss", "both", "final_resid", None]
+
+
+@dataclass
+class GPTConfig:
+    """Shape of the model. ``d_head * n_heads`` need not equal ``d_model`` (TransformerLens allows it)."""
+
+    d_vocab: int = 2048
+    n_ctx: int = 128
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    act_fn: Literal["gelu", "gelu_new", "relu"] = "gelu"
+    ln_eps: float = 1e-5
+    init_std: float = 0.02
+    # Scaled-dot-product attention is fused and faster, but never materialises the pattern; the
+    # model falls back to the explicit path whenever someone hooks the scores or the pattern.
+    use_sdpa: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.act_fn not in ("gelu", "gelu_new", "relu"):
+            raise ValueError(f"GPTConfig.act_fn must be 'gelu', 'gelu_new' or 'relu', got {self.act_fn!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm written out, with hooks on the scale and the normalised output."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.eps = cfg.ln_eps
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        x = x - x.mean(dim=-1, keepdim=True)
+        # The scale is the standard deviation; hooking it lets interpretability work freeze it.
+        scale = self.hook_scale((x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w + self.b
+
+
+class Embed(nn.Module):
+    """Token ids -> vectors: a lookup into the rows of ``W_E`` (the same as one-hot @ W_E)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
+
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.W_E[tokens]
+
+
+class PosEmbed(nn.Module):
+    """A learned vector per position, added to the token embedding."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
+
+    def forward(self, batch: int, seq_len: int, offset: int = 0) -> Float[Tensor, "batch pos d_model"]:
+        return self.W_pos[offset : offset + seq_len].unsqueeze(0).expand(batch, -1, -1)
+
+
+class KVCache:
+    """Keys and values of the positions already processed, one ``(k, v)`` pair per layer.
+
+    Shapes: ``k, v: [batch, n_heads, cached_pos, d_head]``. The model appends to it in ``forward``;
+    ``length`` is the number of cached positions, which is also the position offset of new tokens.
+    """
+
+    def __init__(self, n_layers: int):
+        if n_layers <= 0:
+            raise ValueError(f"KVCache needs n_layers > 0, got {n_layers}")
+        self.layers: list[tuple[Tensor, Tensor] | None] = [None] * n_layers
+
+    @property
+    def length(self) -> int:
+        return self.layer_length(0)
+
+    def layer_length(self, layer: int) -> int:
+        kv = self.layers[layer]
+        return 0 if kv is None else kv[0].shape[2]
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add this step's keys/values for ``layer`` and return everything cached so far."""
+        old = self.layers[layer]
+        if old is not None:
+            k = torch.cat([old[0], k], dim=2)
+            v = torch.cat([old[1], v], dim=2)
+        self.layers[layer] = (k, v)
+        return k, v
+
+    def select(self, batch_index: Tensor) -> "KVCache":
+        """A new cache holding only the given batch rows (or repeating them)."""
+        new = KVCache(len(self.layers))
+        new.layers = [None if kv is None else (kv[0][batch_index], kv[1][batch_index]) for kv in self.layers]
+        return new
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with TransformerLens' weight layout and hook names."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        h, d, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.W_Q = nn.Parameter(torch.empty(h, d, dh))
+        self.W_K = nn.Parameter(torch.empty(h, d, dh))
+        self.W_V = nn.Parameter(torch.empty(h, d, dh))
+        self.W_O = nn.Parameter(torch.empty(h, dh, d))
+        self.b_Q = nn.Parameter(torch.zeros(h, dh))
+        self.b_K = nn.Parameter(torch.zeros(h, dh))
+        self.b_V = nn.Parameter(torch.zeros(h, dh))
+        self.b_O = nn.Parameter(torch.zeros(d))
+        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_v = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
+
+    def _pattern_is_hooked(self) -> bool:
+        # A HookPoint is an nn.Module; TransformerLens hooks are ordinary forward hooks on it.
+        return bool(self.hook_pattern._forward_hooks or self.hook_attn_scores._forward_hooks)
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
+        k = self.hook_k(torch.einsum("bpd,hde->bphe", x, self.W_K) + self.b_K)
+        v = self.hook_v(torch.einsum("bpd,hde->bphe", x, self.W_V) + self.b_V)
+        # [batch, pos, head, d_head] -> [batch, head, pos, d_head], the layout attention wants.
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        offset = 0
+        if kv_cache is not None:
+            # Read this layer's own cache: lower layers have already appended this step's keys.
+            offset = kv_cache.layer_length(layer)
+            k, v = kv_cache.append(layer, k, v)
+        n_q, n_k = q.shape[2], k.shape[2]
+
+        if self.cfg.use_sdpa and not self._pattern_is_hooked():
+            if offset == 0:
+                z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                # Query i (absolute position offset + i) may see keys 0 .. offset + i.
+                allowed = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).tril(diagonal=offset)
+                z = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:
+            scores = torch.einsum("bhqe,bhke->bhqk", q, k) / math.sqrt(self.cfg.d_head)
+            # -inf, not a large negative number: exp(-inf) is exactly 0, so no future leaks in.
+            future = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(diagonal=offset + 1)
+            scores = self.hook_attn_scores(scores.masked_fill(future, float("-inf")))
+            pattern = self.hook_pattern(scores.softmax(dim=-1))
+            z = torch.einsum("bhqk,bhke->bhqe", pattern, v)
+        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
+        return torch.einsum("bphe,hed->bpd", z, self.W_O) + self.b_O
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: d_model -> d_mlp -> nonlinearity -> d_model."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.act_fn = cfg.act_fn
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        if self.act_fn == "gelu":
+            post = F.gelu(pre)
+        elif self.act_fn == "gelu_new":
+            post = F.gelu(pre, approximate="tanh")
+        else:
+            post = F.relu(pre)
+        return self.hook_post(post) @ self.W_out + self.b_out
+
+
+class TransformerBlock(nn.Module):
+    """resid_mid = resid_pre + attn(ln1(resid_pre)); resid_post = resid_mid + mlp(ln2(resid_mid))."""
+
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, resid: Float[Tensor, "batch pos d_model"], kv_cache: KVCache | None = None) -> Tensor:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), kv_cache, self.layer)))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+
+
+class Unembed(nn.Module):
+    """Final residual vector -> one logit per vocabulary entry."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
+        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
+        return x @ self.W_U + self.b_U
+
+
+class GPT(HookedRootModule):
+    """The course's decoder-only transformer.
+
+    ``model(tokens)`` returns logits ``[batch, pos, d_vocab]``; ``return_type="loss"`` returns the
+    mean next-token cross-entropy (the prediction at position i is scored against token i + 1).
+    """
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        if not isinstance(cfg, GPTConfig):
+            raise TypeError(f"GPT expects a GPTConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.pos_embed = PosEmbed(cfg)
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.blocks = nn.ModuleList([TransformerBlock(cfg, i) for i in range(cfg.n_layers)])
+        self.ln_final = LayerNorm(cfg)
+        self.unembed = Unembed(cfg)
+        self.init_weights()
+        self.setup()  # HookedRootModule: names every HookPoint so hooks can find it
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """GPT-2's init: N(0, 0.02) weights, zero biases, and the two projections that write into
+        the residual stream scaled by 1/sqrt(2 n_layers) so its variance does not grow with depth."""
+        std = self.cfg.init_std
+        for name, p in self.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "w":  # LayerNorm gain
+                p.fill_(1.0)
+            elif leaf == "b" or leaf.startswith("b_"):  # every bias
+                p.zero_()
+            elif leaf in ("W_O", "W_out"):
+                p.normal_(0.0, std / math.sqrt(2 * self.cfg.n_layers))
+            else:
+                p.normal_(0.0, std)
+
+    # ------------------------------------------------------------------ inputs
+    def _check_inputs(self, tokens: Tensor | None, input_embeds: Tensor | None, offset: int) -> tuple[int, int]:
+        if (tokens is None) == (input_embeds is None):
+            raise ValueError("pass exactly one of tokens or input_embeds")
+        if tokens is not None:
+            if not isinstance(tokens, Tensor):
+                raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+            if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
+            if tokens.ndim != 2:
+                raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+            if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.cfg.d_vocab):
+                raise ValueError(
+                    f"token ids must lie in [0, {self.cfg.d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}"
+                )
+            batch, pos = tokens.shape
+        else:
+            if not isinstance(input_embeds, Tensor) or not input_embeds.is_floating_point():
+                raise TypeError("input_embeds must be a floating-point torch.Tensor")
+            if input_embeds.ndim != 3 or input_embeds.shape[-1] != self.cfg.d_model:
+                raise ValueError(
+                    f"input_embeds must have shape [batch, pos, {self.cfg.d_model}], got {tuple(input_embeds.shape)}"
+                )
+            batch, pos = input_embeds.shape[:2]
+        if pos == 0:
+            raise ValueError("the sequence is empty (pos = 0)")
+        if offset + pos > self.cfg.n_ctx:
+            raise ValueError(f"sequence of {offset + pos} positions exceeds n_ctx = {self.cfg.n_ctx}")
+        return batch, pos
+
+    def embed_tokens(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        """Token embeddings alone (no positions): what ``input_embeds`` replaces."""
+        self._check_inputs(tokens, None, 0)
+        return self.embed(tokens)
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        tokens: Int[Tensor, "batch pos"] | None = None,
+        *,
+        input_embeds: Float[Tensor, "batch pos d_model"] | None = None,
+        return_type: ReturnType = "logits",
+        targets: Int[Tensor, "batch pos"] | None = None,
+        kv_cache: KVCache | None = None,
+    ):
+        """Run the model.
+
+        Args:
+            tokens: token ids ``[batch, pos]`` (or pass ``input_embeds`` instead).
+            input_embeds: token embeddings ``[batch, pos, d_model]``; position embeddings are
+                still added, so this replaces only the ``W_E`` lookup.
+            return_type: ``"logits"``, ``"loss"`` (mean next-token cross-entropy), ``"both"``,
+                ``"final_resid"`` (the residual stream after ``ln_final``, ``[batch, pos, d_model]``)
+                or ``None``.
+            targets: optional target ids ``[batch, pos]`` for the loss (``-100`` is ignored);
+                by default the loss predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
+            kv_cache: a :class:`KVCache`; positions continue after those already cached.
+        """
+        offset = 0 if kv_cache is None else kv_cache.length
+        batch, pos = self._check_inputs(tokens, input_embeds, offset)
+        tok = self.embed(tokens) if input_embeds is None else input_embeds
+        resid = self.hook_embed(tok) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
+        for block in self.blocks:
+            resid = block(resid, kv_cache)
+        final = self.ln_final(resid)
+        if return_type == "final_resid":
+            return final
+        if return_type is None:
+            return None
+        logits = self.unembed(final)
+        if return_type == "logits":
+            return logits
+        loss = self.loss(logits, tokens, targets)
+        if return_type == "loss":
+            return loss
+        if return_type == "both":
+            return logits, loss
+        raise ValueError(f"unknown return_type {return_type!r}")
+
+    @staticmethod
+    def loss(
+        logits: Float[Tensor, "batch pos d_vocab"],
+        tokens: Int[Tensor, "batch pos"] | None = None,
+        targets: Int[Tensor, "batch pos"] | None = None,
+    ) -> Tensor:
+        """Mean next-token cross-entropy. With ``targets``, position i is scored against
+        ``targets[:, i]`` (ignore_index -100); otherwise against ``tokens[:, i + 1]``."""
+        if targets is not None:
+            if targets.shape != logits.shape[:2]:
+                raise ValueError(f"targets must have shape {tuple(logits.shape[:2])}, got {tuple(targets.shape)}")
+            return F.cross_entropy(logits.flatten(0, 1), targets.flatten().long(), ignore_index=-100)
+        if tokens is None:
+            raise ValueError("the loss needs tokens or targets")
+        if tokens.shape[1] < 2:
+            raise ValueError("the next-token loss needs at least 2 positions")
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten().long())
+
+    def new_kv_cache(self) -> KVCache:
+        return KVCache(self.cfg.n_layers)
+
+    def n_params(self, include_embeddings: bool = True) -> int:
+        """Number of parameters (optionally without the embedding/unembedding/position tables)."""
+        skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
+        return sum(p.numel() for n, p in self.named_parameters() if n not in skip)
+
+
+def per_token_log_probs(
+    logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch pos_minus_1"]:
+    """log p(tokens[:, i + 1] | tokens[:, :i + 1]) for every position: the model's score of what
+    actually came next. Entry i scores token i + 1."""
+    if logits.ndim != 3 or tokens.ndim != 2 or logits.shape[:2] != tokens.shape:
+        raise ValueError(
+            f"logits [batch, pos, d_vocab] and tokens [batch, pos] must agree, got {tuple(logits.shape)} and {tuple(tokens.shape)}"
+        )
+    log_probs = logits[:, :-1].log_softmax(dim=-1)
+    return log_probs.gather(-1, tokens[:, 1:, None].long()).squeeze(-1)
+
+
+def to_bridge_state_dict(model: GPT) -> dict[str, Tensor]:
+    """Our weights renamed and transposed into TransformerBridge's native layout (nn.Linear's
+    ``[out, in]``), so ``bridge.load_state_dict`` gives a model that must compute the same logits."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"expected a GPT, got {type(model).__name__}")
+    cfg = model.cfg
+    out: dict[str, Tensor] = {
+        "embed.weight": model.embed.W_E.detach().clone(),
+        "pos_embed.weight": model.pos_embed.W_pos.detach().clone(),
+        "ln_final.weight": model.ln_final.w.detach().clone(),
+        "ln_final.bias": model.ln_final.b.detach().clone(),
+        "unembed.weight": model.unembed.W_U.detach().T.clone(),
+        "unembed.bias": model.unembed.b_U.detach().clone(),
+    }
+    hd = cfg.n_heads * cfg.d_head
+    for i, blk in enumerate(model.blocks):
+        p = f"blocks.{i}."
+        a = blk.attn
+        for ln_name in ("ln1", "ln2"):
+            ln = getattr(blk, ln_name)
+            out[p + ln_name + ".weight"] = ln.w.detach().clone()
+            out[p + ln_name + ".bias"] = ln.b.detach().clone()
+        for name, W, b in (("q", a.W_Q, a.b_Q), ("k", a.W_K, a.b_K), ("v", a.W_V, a.b_V)):
+            # [head, d_model, d_head] -> [head * d_head, d_model]
+            out[p + f"attn.{name}.weight"] = W.detach().permute(0, 2, 1).reshape(hd, cfg.d_model).clone()
+            out[p + f"attn.{name}.bias"] = b.detach().reshape(hd).clone()
+        out[p + "attn.o.weight"] = a.W_O.detach().reshape(hd, cfg.d_model).T.clone()
+        out[p + "attn.o.bias"] = a.b_O.detach().clone()
+        out[p + "mlp.in.weight"] = blk.mlp.W_in.detach().T.clone()
+        out[p + "mlp.in.bias"] = blk.mlp.b_in.detach().clone()
+        out[p + "mlp.out.weight"] = blk.mlp.W_out.detach().T.clone()
+        out[p + "mlp.out.bias"] = blk.mlp.b_out.detach().clone()
+    return out
+
+
+def bridge_config(cfg: GPTConfig, seed: int = 0):
+    """The ``TransformerBridgeConfig`` of TransformerLens' native model with our shape."""
+    from transformer_lens import TransformerBridgeConfig
+
+    return TransformerBridgeConfig(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        n_ctx=cfg.n_ctx,
+        d_head=cfg.d_head,
+        n_heads=cfg.n_heads,
+        d_mlp=cfg.d_mlp,
+        d_vocab=cfg.d_vocab,
+        act_fn=cfg.act_fn,
+        normalization_type="LN",
+        eps=cfg.ln_eps,
+        seed=seed,
+    )
+
+
+def reference_bridge(model: GPT):
+    """TransformerLens' own native model (built offline) carrying ``model``'s weights."""
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
+    from transformer_lens import TransformerBridge
+
+    bridge = TransformerBridge.boot_native(bridge_config(model.cfg))
+    bridge.load_state_dict(to_bridge_state_dict(model), strict=True)
+    return bridge.to(next(model.parameters()).dtype)

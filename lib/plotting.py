@@ -1,0 +1,150 @@
+"""Static matplotlib plots the notebooks share: loss curves, attention patterns, heatmaps of
+token probabilities, and bars with error bars for comparisons over seeds.
+
+(circuitsvis draws nicer interactive views but loads its JavaScript from a CDN, so it renders
+nothing offline; static images also survive on GitHub.)
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_loss_curves(
+    histories: Mapping[str, object],
+    ax: plt.Axes | None = None,
+    title: str = "loss",
+    ylabel: str = "cross-entropy (nats/token)",
+    show_train: bool = True,
+    show_val: bool = True,
+) -> plt.Axes:
+    """One line per run: training loss (thin) and validation loss (markers).
+
+    ``histories`` maps a label to a :class:`lib.training.History` (or anything with ``steps``,
+    ``train_loss``, ``val_steps`` and ``val_loss``).
+    """
+    if not histories:
+        raise ValueError("histories is empty: nothing to plot")
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for i, (label, h) in enumerate(histories.items()):
+        for attr in ("steps", "train_loss", "val_steps", "val_loss"):
+            if not hasattr(h, attr):
+                raise TypeError(f"history {label!r} has no attribute {attr!r}")
+        color = f"C{i % 10}"
+        if show_train and h.train_loss:
+            ax.plot(h.steps, h.train_loss, color=color, alpha=0.5, lw=1, label=f"{label} (train)")
+        if show_val and h.val_loss:
+            ax.plot(h.val_steps, h.val_loss, "o-", color=color, lw=2, ms=4, label=f"{label} (val)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_attention_pattern(
+    pattern: Tensor,
+    tokens: Sequence[str],
+    ax: plt.Axes | None = None,
+    title: str = "attention pattern",
+) -> plt.Axes:
+    """A ``[query_pos, key_pos]`` pattern as a heatmap, rows = queries (who looks), columns = keys."""
+    p = _to_numpy(pattern)
+    if p.ndim != 2 or p.shape[0] != p.shape[1]:
+        raise ValueError(f"pattern must be a square [query_pos, key_pos] matrix, got shape {p.shape}")
+    if len(tokens) != p.shape[0]:
+        raise ValueError(f"{len(tokens)} token labels for a pattern over {p.shape[0]} positions")
+    n = len(tokens)
+    ax = ax or plt.subplots(figsize=(0.35 * n + 2, 0.35 * n + 1.5))[1]
+    im = ax.imshow(p, cmap="Blues", vmin=0, vmax=1)
+    labels = [repr(t)[1:-1] for t in tokens]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), labels, fontsize=7)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    ax.set_title(title)
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    return ax
+
+
+def plot_heatmap(
+    values: Tensor | np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    ax: plt.Axes | None = None,
+    title: str = "",
+    cmap: str = "viridis",
+    annotate: bool = False,
+    fmt: str = "{:.2f}",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> plt.Axes:
+    """A labelled ``[rows, cols]`` heatmap, e.g. the probability of candidate tokens (columns)
+    after each prefix (rows), or a logit-lens table of layers x positions."""
+    v = _to_numpy(values)
+    if v.ndim != 2:
+        raise ValueError(f"values must be 2-D, got shape {v.shape}")
+    if len(row_labels) != v.shape[0] or len(col_labels) != v.shape[1]:
+        raise ValueError(
+            f"labels ({len(row_labels)} rows, {len(col_labels)} cols) do not match values of shape {v.shape}"
+        )
+    ax = ax or plt.subplots(figsize=(0.5 * v.shape[1] + 2.5, 0.35 * v.shape[0] + 1.5))[1]
+    im = ax.imshow(v, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(v.shape[1]), [repr(str(c))[1:-1] for c in col_labels], rotation=90, fontsize=7)
+    ax.set_yticks(range(v.shape[0]), [repr(str(r))[1:-1] for r in row_labels], fontsize=7)
+    if annotate:
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", fontsize=6, color="w")
+    ax.set_title(title)
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    return ax
+
+
+def plot_bars_with_spread(
+    results: Mapping[str, Sequence[float]],
+    ax: plt.Axes | None = None,
+    title: str = "",
+    ylabel: str = "",
+    show_points: bool = True,
+) -> plt.Axes:
+    """Mean of each method's per-seed values as a bar, one standard deviation as an error bar,
+    and every seed as a dot, so the reader sees the spread and not just the mean."""
+    if not results:
+        raise ValueError("results is empty: nothing to plot")
+    names = list(results)
+    ax = ax or plt.subplots(figsize=(1.4 * len(names) + 2, 4))[1]
+    for i, name in enumerate(names):
+        vals = _to_numpy(results[name]).ravel()
+        if vals.size == 0:
+            raise ValueError(f"method {name!r} has no values")
+        std = vals.std(ddof=1) if vals.size > 1 else 0.0
+        ax.bar(i, vals.mean(), yerr=std, color=f"C{i % 10}", alpha=0.7, capsize=6)
+        if show_points:
+            jitter = np.linspace(-0.15, 0.15, vals.size) if vals.size > 1 else np.zeros(1)
+            ax.scatter(i + jitter, vals, color="k", s=12, zorder=3)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0:
+        raise ValueError("no values")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
