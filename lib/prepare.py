@@ -3,7 +3,7 @@
     python -m lib.prepare            # data/tokenizer.json + data/tiny_shakespeare_gpt.safetensors
     python -m lib.prepare --quick --out /tmp/assets   # a seconds-long version (used by the tests)
 
-Later notebooks load these files instead of retraining. The full run takes about 10 minutes on a
+Later notebooks load these files instead of retraining. The full run takes about 9 minutes on a
 2-core CPU and is deterministic at a fixed thread count (it sets 2 threads).
 """
 
@@ -33,7 +33,7 @@ from lib.training import (
 
 # The shape every notebook uses for "the tiny model": ~1.3 M parameters, 5 MB as float32.
 TINY_MODEL = GPTConfig(d_vocab=2048, n_ctx=128, d_model=128, n_layers=4, n_heads=4, d_head=32, d_mlp=512)
-TINY_TRAINING = TrainConfig(max_steps=2500, lr=3e-3, warmup_steps=100, eval_interval=250, progress_desc="checkpoint")
+TINY_TRAINING = TrainConfig(max_steps=1500, lr=3e-3, warmup_steps=100, eval_interval=150, progress_desc="checkpoint")
 BATCH_SIZE = 32
 
 

@@ -15,6 +15,7 @@ from lib.training import (
     load_gpt,
     lr_at,
     make_optimizer,
+    make_reproducible,
     nats_per_char,
     pick_device,
     random_windows,
@@ -68,7 +69,7 @@ def test_training_lowers_loss_and_records_history():
 
 def test_training_is_deterministic():
     def run():
-        torch.manual_seed(0)
+        make_reproducible(0, threads=2)
         m = GPT(CFG)
         cfg = TrainConfig(max_steps=10, progress=False)
         return train(m, lm_batch_fn(repeating_data(), 8, 16, seed=3), cfg).train_loss
@@ -158,3 +159,13 @@ def test_checkpoint_errors(tmp_path):
 def test_pick_device():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device().type in ("cpu", "cuda", "mps")
+
+
+def test_make_reproducible_checks_threads():
+    with pytest.raises(ValueError):
+        make_reproducible(0, threads=0)
+    make_reproducible(3, threads=1)
+    a = torch.rand(3)
+    make_reproducible(3, threads=1)
+    assert torch.equal(a, torch.rand(3))
+    assert torch.are_deterministic_algorithms_enabled()

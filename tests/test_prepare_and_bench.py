@@ -1,0 +1,53 @@
+"""The asset-regeneration command (a short version) and the benchmark's figures."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lib.bench import training_throughput
+from lib.model import GPTConfig
+from lib.paths import CHECKPOINT_PATH, TOKENIZER_PATH
+from lib.prepare import TINY_MODEL, prepare
+from lib.training import TrainConfig, load_gpt, read_checkpoint
+
+
+def test_quick_prepare_command_trains_and_loss_falls(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "lib.prepare", "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    summary = json.loads(result.stdout)
+    assert summary["final_val_loss_per_token"] < summary["first_val_loss"] - 0.3
+    model, meta = load_gpt(tmp_path / CHECKPOINT_PATH.name)
+    assert meta["val_loss_per_token"] == pytest.approx(summary["final_val_loss_per_token"])
+    assert (tmp_path / TOKENIZER_PATH.name).is_file()
+
+
+def test_prepare_rejects_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        prepare(tmp_path, text="")
+    with pytest.raises(ValueError, match="d_vocab"):
+        prepare(tmp_path, text="abc" * 100, vocab_size=300, model_cfg=GPTConfig(d_vocab=400))
+
+
+def test_shipped_assets_match_the_course_config():
+    state, config, meta = read_checkpoint(CHECKPOINT_PATH)
+    assert GPTConfig(**config) == TINY_MODEL
+    assert CHECKPOINT_PATH.stat().st_size < 20 * 2**20
+    assert meta["val_loss_per_char"] < 1.88
+    from lib.data import load_tokenizer
+
+    tok = load_tokenizer()
+    assert tok.vocab_size == TINY_MODEL.d_vocab
+
+
+def test_training_throughput_reports_every_figure():
+    cfg = GPTConfig(d_vocab=64, n_ctx=16, d_model=32, n_layers=1, n_heads=2, d_head=16, d_mlp=64)
+    out = training_throughput(cfg, batch_size=2, steps=1, rounds=1)
+    for key in ("train_tokens_per_s_ours", "train_tokens_per_s_tl", "train_speed_ratio_vs_tl", "hooked_pattern_slowdown"):
+        assert out[key] > 0, key
+    with pytest.raises(ValueError):
+        training_throughput(cfg, steps=0)
