@@ -34,6 +34,13 @@ from transformer_lens.hook_points import HookPoint
 ReturnType = Literal["logits", "loss", "both", "final_resid", None]
 
 
+def is_hooked(*points: HookPoint) -> bool:
+    """True if any of these hook points has a hook attached (TransformerLens attaches ordinary
+    forward/backward hooks to the HookPoint module). Unhooked, the model may take fused fast paths
+    that never materialise the intermediate the hook point would show."""
+    return any(p._forward_hooks or p._backward_hooks or p._forward_pre_hooks for p in points)
+
+
 @dataclass
 class GPTConfig:
     """Shape of the model. ``d_head * n_heads`` need not equal ``d_model`` (TransformerLens allows it)."""
@@ -76,6 +83,9 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not is_hooked(self.hook_scale, self.hook_normalized):
+            # The same computation as below in one fused kernel (forward and backward).
+            return F.layer_norm(x, (x.shape[-1],), self.w, self.b, self.eps)
         x = x - x.mean(dim=-1, keepdim=True)
         # The scale is the standard deviation; hooking it lets interpretability work freeze it.
         scale = self.hook_scale((x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt())
@@ -163,8 +173,7 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()  # [batch, pos, head, d_head]
 
     def _pattern_is_hooked(self) -> bool:
-        # A HookPoint is an nn.Module; TransformerLens hooks are ordinary forward hooks on it.
-        return bool(self.hook_pattern._forward_hooks or self.hook_attn_scores._forward_hooks)
+        return is_hooked(self.hook_pattern, self.hook_attn_scores)
 
     def forward(
         self,
@@ -172,9 +181,15 @@ class Attention(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
     ) -> Float[Tensor, "batch pos d_model"]:
-        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
-        k = self.hook_k(torch.einsum("bpd,hde->bphe", x, self.W_K) + self.b_K)
-        v = self.hook_v(torch.einsum("bpd,hde->bphe", x, self.W_V) + self.b_V)
+        # One matrix product for the queries, keys and values of every head (the einsum
+        # "bpd,hde->bphe" for each of W_Q, W_K, W_V, done as a single [d_model, 3 * head * d_head] matmul).
+        batch, pos, d_model = x.shape
+        h, dh = self.cfg.n_heads, self.cfg.d_head
+        W_qkv = torch.cat([self.W_Q, self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 3 * h * dh)
+        qkv = (x.reshape(batch * pos, d_model) @ W_qkv).view(batch, pos, 3 * h, dh)
+        qkv = qkv + torch.cat([self.b_Q, self.b_K, self.b_V])
+        q, k, v = qkv.split(h, dim=2)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         # [batch, pos, head, d_head] -> [batch, head, pos, d_head], the layout attention wants.
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         offset = 0
@@ -199,7 +214,9 @@ class Attention(nn.Module):
             pattern = self.hook_pattern(scores.softmax(dim=-1))
             z = torch.einsum("bhqk,bhke->bhqe", pattern, v)
         z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
-        return torch.einsum("bphe,hed->bpd", z, self.W_O) + self.b_O
+        # Sum over heads of z_h @ W_O[h]: one matmul over the flattened (head, d_head) axis.
+        out = z.reshape(batch * n_q, h * dh) @ self.W_O.reshape(h * dh, d_model)
+        return out.view(batch, n_q, d_model) + self.b_O
 
 
 class MLP(nn.Module):

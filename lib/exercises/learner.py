@@ -1,6 +1,6 @@
 """Generate learner copies of the solved notebooks.
 
-    python -m lib.exercises.learner            # writes notebooks/learner/*.ipynb
+    python -m lib.exercises.learner            # writes notebooks/exercises/*.ipynb
     python -m lib.exercises.learner --check    # exit 1 if a learner copy is out of date
 
 In a learner copy every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block becomes
@@ -22,7 +22,7 @@ from lib.paths import REPO_ROOT
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-LEARNER_DIR = NOTEBOOK_DIR / "learner"
+LEARNER_DIR = NOTEBOOK_DIR / "exercises"
 _DEF = re.compile(r"^\s*def\s+(\w+)")
 
 
@@ -76,13 +76,12 @@ def make_learner_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.source = strip_solutions(cell.source)
         cell.outputs = []
         cell.execution_count = None
-    copy.cells.insert(
-        0,
-        nbformat.v4.new_markdown_cell(
-            "> **Learner copy.** Each exercise body raises `NotImplementedError`: write it, then run the "
-            "check cell below it. The solved notebook is one folder up."
-        ),
+    note = nbformat.v4.new_markdown_cell(
+        "> **Learner copy.** Each exercise body raises `NotImplementedError`: write it, then run the "
+        "check cell below it. The solved notebook is one folder up."
     )
+    note.id = "learner-copy-note"  # fixed, so regenerating gives byte-identical files
+    copy.cells.insert(0, note)
     return copy
 
 
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_learner_copies()
         for name in stale:
-            print(f"out of date: notebooks/learner/{name} (run python -m lib.exercises.learner)")
+            print(f"out of date: notebooks/exercises/{name} (run python -m lib.exercises.learner)")
         return 1 if stale else 0
     for path in write_learner_copies():
         print("wrote", path.relative_to(REPO_ROOT))
