@@ -61,3 +61,17 @@ def test_make_learner_notebook_clears_outputs():
 
 def test_checked_in_learner_copies_are_in_sync():
     assert stale_learner_copies() == [], "run: python -m lib.exercises.learner"
+
+
+def test_write_and_check_learner_copies(tmp_path):
+    from lib.exercises.learner import NOTEBOOK_DIR, main, write_learner_copies
+
+    written = write_learner_copies(NOTEBOOK_DIR, tmp_path)
+    assert [p.name for p in written] == sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+    assert stale_learner_copies(NOTEBOOK_DIR, tmp_path) == []
+    first = written[0]
+    first.write_text(first.read_text() + " ")
+    assert stale_learner_copies(NOTEBOOK_DIR, tmp_path) == [first.name]
+    assert main(["--check"]) == 0  # the checked-in copies
+    nb = nbformat.read(written[0], as_version=4)
+    assert "BEGIN SOLUTION" not in "".join(c.source for c in nb.cells if c.cell_type == "code")

@@ -51,3 +51,11 @@ def test_training_throughput_reports_every_figure():
         assert out[key] > 0, key
     with pytest.raises(ValueError):
         training_throughput(cfg, steps=0)
+
+
+@pytest.mark.slow
+def test_bench_json_command_prints_the_required_keys():
+    result = subprocess.run([sys.executable, "-m", "lib.bench", "--json"], capture_output=True, text=True, check=True, timeout=120)
+    figures = json.loads(result.stdout[result.stdout.index("{"):])
+    assert figures["train_speed_ratio_vs_tl"] > 0.5
+    assert 0 < figures["bpe_train_seconds"] < 15
