@@ -12,7 +12,6 @@ export OMP_NUM_THREADS := 2
 export MKL_NUM_THREADS := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export MPLBACKEND := Agg
 
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=300
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
@@ -29,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	env -u MPLBACKEND $(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL_FLAGS) -p no:cacheprovider -v
