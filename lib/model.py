@@ -31,7 +31,7 @@ from torch import Tensor
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-ReturnType = Literal["logits", "loss", "both", "final_resid", None]
+ReturnType = Literal["logits", "loss", "both", "final_resid", "resid", None]
 
 
 def is_hooked(*points: HookPoint) -> bool:
@@ -367,8 +367,8 @@ class GPT(HookedRootModule):
             input_embeds: token embeddings ``[batch, pos, d_model]``; position embeddings are
                 still added, so this replaces only the ``W_E`` lookup.
             return_type: ``"logits"``, ``"loss"`` (mean next-token cross-entropy), ``"both"``,
-                ``"final_resid"`` (the residual stream after ``ln_final``, ``[batch, pos, d_model]``)
-                or ``None``.
+                ``"final_resid"`` (the residual stream after ``ln_final``, ``[batch, pos, d_model]``),
+                ``"resid"`` (the residual stream after the last block, before ``ln_final``) or ``None``.
             targets: optional target ids ``[batch, pos]`` for the loss (``-100`` is ignored);
                 by default the loss predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
             kv_cache: a :class:`KVCache`; positions continue after those already cached.
@@ -379,6 +379,8 @@ class GPT(HookedRootModule):
         resid = self.hook_embed(tok) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
         for block in self.blocks:
             resid = block(resid, kv_cache)
+        if return_type == "resid":
+            return resid
         final = self.ln_final(resid)
         if return_type == "final_resid":
             return final

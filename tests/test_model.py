@@ -30,6 +30,8 @@ def test_logits_shape_and_loss(model):
     manual = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50), t[:, 1:].reshape(-1))
     assert torch.allclose(loss, manual)
     assert model(t, return_type="final_resid").shape == (3, 12, 32)
+    resid = model(t, return_type="resid")
+    assert torch.allclose(model.unembed(model.ln_final(resid)), logits, atol=1e-5)
     assert model(t, return_type=None) is None
 
 

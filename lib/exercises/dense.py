@@ -1,0 +1,83 @@
+"""Checkers for notebook 05 (dense tokens)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from lib.dense import continuation_loss, unrolled_forward
+from lib.exercises import call_learner, expect_close, report
+from lib.model import GPT, GPTConfig
+
+_DENSE = 5
+_TINY = GPTConfig(d_vocab=8, n_ctx=10, d_model=12, n_layers=1, n_heads=2, d_head=6, d_mlp=24)
+
+
+def _tiny_model() -> GPT:
+    torch.manual_seed(0)
+    model = GPT(_TINY)
+    with torch.no_grad():  # large weights, so that a wrong unrolling gives visibly wrong logits
+        for p in model.parameters():
+            p.normal_(0, 0.4)
+    return model.eval()
+
+
+def reference_add_dense_vectors(token_embeds, vectors, mask):
+    return token_embeds + vectors * mask[..., None].to(vectors.dtype)
+
+
+def check_add_dense_vectors(fn: Callable) -> None:
+    """``fn(token_embeds, vectors, mask) -> embeds``: add ``vectors`` where ``mask`` is True only."""
+    name = "add_dense_vectors"
+    gen = torch.Generator().manual_seed(0)
+    embeds = torch.randn(2, 5, 4, generator=gen)
+    vectors = torch.randn(2, 5, 4, generator=gen)
+    cases = {
+        "one dense position": torch.tensor([[False, False, True, False, False], [False] * 5]),
+        "several dense positions": torch.tensor([[True, False, True, False, False], [False, True, True, True, False]]),
+        "no dense position (the embeddings must come back unchanged)": torch.zeros(2, 5, dtype=torch.bool),
+    }
+    for case, mask in cases.items():
+        got = call_learner(name, fn, embeds.clone(), vectors.clone(), mask.clone())
+        expect_close(
+            got, reference_add_dense_vectors(embeds, vectors, mask), name, case,
+            "keep the token embedding everywhere and ADD the vector only where mask is True "
+            "(mask[..., None] broadcasts over d_model; a bool mask needs .to(vectors.dtype) to multiply)",
+        )
+    report(name, len(cases))
+
+
+def check_unrolled_logits(fn: Callable) -> None:
+    """``fn(model, tokens, dense_id, depth) -> logits`` of the last of ``depth + 1`` passes."""
+    name = "unrolled_logits"
+    model = _tiny_model()
+    tokens = torch.tensor([[1, 2, _DENSE, _DENSE, 3, 4, _DENSE, 0], [0, _DENSE, 1, 2, 3, _DENSE, 4, 2]])
+    for depth in (0, 1, 2, 3):
+        with torch.no_grad():
+            got = call_learner(name, fn, model, tokens, _DENSE, depth)
+            expected = unrolled_forward(model, tokens, _DENSE, depth).logits
+        expect_close(
+            got, expected, name, f"depth={depth}",
+            "pass 0 uses no vectors; each of the `depth` passes produces hidden states, shifted one position to "
+            "the right (the vector made at t - 1 enters at t), fed at dense positions into the NEXT pass; return "
+            "the logits of the final pass" + (" (depth 0 is an ordinary forward)" if depth == 0 else ""),
+            atol=1e-4,
+        )
+    report(name, 4)
+
+
+def check_continuation_loss(fn: Callable) -> None:
+    """``fn(logits, tokens, position) -> [batch]``: mean loss of the tokens after ``position``."""
+    name = "continuation_loss"
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 7, 9, generator=gen) * 2
+    tokens = torch.randint(0, 9, (3, 7), generator=gen)
+    for position in (0, 2, 5):
+        got = call_learner(name, fn, logits.clone(), tokens.clone(), position)
+        expect_close(
+            got, continuation_loss(logits, tokens, position), name, f"position={position}",
+            "score the tokens AFTER position: token i + 1 is predicted by the logits at i, so use logits "
+            "[:, position:-1] against tokens [:, position + 1:], and average -log p over them per row",
+        )
+    report(name, 3)
