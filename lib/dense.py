@@ -296,6 +296,15 @@ def target_log_likelihood(
     return (log_probs * scored).sum(dim=1)
 
 
+def targets_accuracy(logits: Float[Tensor, "batch pos d_vocab"], targets: Int[Tensor, "batch pos"]) -> float:
+    """Fraction of rows whose greedy prediction is right at every scored position (target != -100)."""
+    if logits.ndim != 3 or logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree")
+    scored = targets != -100
+    right = (logits.argmax(dim=-1) == targets) | ~scored
+    return right.all(dim=1).float().mean().item()
+
+
 @torch.no_grad()
 def deletion_scores(
     model: GPT,

@@ -217,9 +217,7 @@ def pointer_logits(model, batch: PointerBatch, depth: int | None = None, source:
 
     if batch.filler != "dense":
         return model(batch.tokens)
-    spec = batch.spec
-    exact = int((batch.tokens == spec.dense_id).sum(dim=1).max())
-    return unrolled_forward(model, batch.tokens, spec.dense_id, exact if depth is None else depth, source).logits
+    return unrolled_forward(model, batch.tokens, batch.spec.dense_id, exact_depth(batch) if depth is None else depth, source).logits
 
 
 @torch.no_grad()
@@ -337,3 +335,60 @@ def lens_agreement(model, vectors: Tensor, batch: PointerBatch, source: str = "n
         return float("nan")
     read = read_dense_vector(model, vectors[rows, cols], source)[:, : batch.spec.n_nodes].argmax(dim=-1)
     return (read == expected).float().mean().item()
+
+
+@torch.no_grad()
+def lookup_attention(model, batch: PointerBatch, layer: int = 0, source: str = "normed") -> Float[Tensor, "hops n_heads"]:
+    """Mean attention, per head, from each lookup position to the table entry of the pointer it holds.
+
+    Lookup k (k = 0 .. h - 1) happens at position ``start_pos + k``: at x itself, then at each
+    dense (or pause) token. The pointer held there is x, then f(x), f(f(x)), ...; its image sits at
+    table position = the pointer. The batch must share one hop count h and have a filler
+    (``"none"`` only for h = 1). Dense batches are run exactly, the vectors entering through
+    ``input_embeds``.
+    """
+    from lib.dense import add_dense_vectors, unrolled_forward
+
+    hops = batch.hops.unique()
+    if len(hops) != 1:
+        raise ValueError("the batch must share one hop count (sample it with hops=...)")
+    h = int(hops)
+    if batch.filler == "none" and h > 1:
+        raise ValueError("without a filler only the 1-hop lookup happens inside the question")
+    if not 0 <= layer < model.cfg.n_layers:
+        raise ValueError(f"layer must lie in [0, {model.cfg.n_layers}), got {layer}")
+    name = f"blocks.{layer}.attn.hook_pattern"
+    tokens = batch.tokens
+    if batch.filler == "dense":
+        out = unrolled_forward(model, tokens, batch.spec.dense_id, exact_depth(batch), source)
+        embeds = add_dense_vectors(model.embed(tokens), out.vectors[-1] if out.vectors else torch.zeros_like(model.embed(tokens)), out.mask)
+        _, cache = model.run_with_cache(input_embeds=embeds, names_filter=name)
+    else:
+        _, cache = model.run_with_cache(tokens, names_filter=name)
+    pattern = cache[name]  # [batch, head, query, key]
+    rows = torch.arange(tokens.shape[0], device=pattern.device)
+    start = batch.start_pos.to(pattern.device)
+    x = tokens[rows, start].to(pattern.device)
+    pointers = torch.cat([x[:, None], batch.chain.to(pattern.device)[:, : h - 1]], dim=1)  # [batch, h]
+    out_rows = [pattern[rows, :, start + k, pointers[:, k]].mean(dim=0) for k in range(h)]  # each [head]
+    return torch.stack(out_rows)
+
+
+def exact_depth(batch: PointerBatch) -> int:
+    """Passes needed for an exact forward of a dense batch: its largest number of dense tokens in a row."""
+    return int((batch.tokens == batch.spec.dense_id).sum(dim=1).max())
+
+
+def needed_dense_tokens(batch: PointerBatch) -> Tensor:
+    """``[batch, pos]`` bool: useful dense tokens whose deletion changes the right answer.
+
+    Deleting one of the h - 1 tokens after x leaves room for h - 1 lookups, giving f^(h-1)(x)
+    instead of f^h(x). When the chain has reached a fixed point (f(y) = y) the two are equal, and
+    the token, although placed where a lookup happens, is not needed for this question."""
+    rows = torch.arange(batch.tokens.shape[0], device=batch.tokens.device)
+    h = batch.hops.to(rows.device)
+    x = batch.tokens[rows, batch.start_pos.to(rows.device)]
+    chain = batch.chain.to(rows.device)
+    one_fewer = torch.where(h >= 2, chain[rows, (h - 2).clamp(min=0)], x)
+    changes = one_fewer != chain[rows, h - 1]
+    return batch.useful & changes[:, None]

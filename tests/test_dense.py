@@ -18,6 +18,7 @@ from lib.dense import (
     remove_positions,
     deletion_scores,
     target_log_likelihood,
+    targets_accuracy,
     sequential_forward,
     shift_to_next_position,
     token_sweep_losses,
@@ -292,3 +293,13 @@ def test_deletion_scores_match_deleting_by_hand():
     plain = t.clone()
     plain[plain == DENSE] = 1
     assert torch.isnan(deletion_scores(model, plain, targets, DENSE, 0)).all()
+
+
+def test_targets_accuracy_by_hand():
+    logits = torch.zeros(2, 3, 4)
+    logits[0, 1, 2] = 1.0
+    logits[1, 1, 3] = 1.0
+    targets = torch.tensor([[-100, 2, -100], [-100, 2, -100]])
+    assert targets_accuracy(logits, targets) == 0.5
+    with pytest.raises(ValueError):
+        targets_accuracy(logits, targets[:, :2])

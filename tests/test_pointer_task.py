@@ -163,3 +163,50 @@ def test_carried_pointers_and_lens_agreement():
     assert lens_agreement(model, vectors, b) == 0.0
     one_hop = sample_pointer_batch(SPEC, 4, gen(7), "dense", hops=1)
     assert lens_agreement(model, torch.zeros(*one_hop.tokens.shape, model.cfg.d_model), one_hop) != lens_agreement(model, torch.zeros(*one_hop.tokens.shape, model.cfg.d_model), one_hop)  # NaN
+
+
+def test_lookup_attention_matches_the_cached_pattern():
+    from lib.dense import add_dense_vectors, unrolled_forward
+    from lib.model import GPT
+    from lib.pointer_task import exact_depth, lookup_attention
+
+    torch.manual_seed(0)
+    model = GPT(pointer_model_config(SPEC, d_model=16))
+    b = sample_pointer_batch(SPEC, 5, gen(9), "dense", hops=3)
+    got = lookup_attention(model, b)
+    assert got.shape == (3, 4) and (got >= 0).all() and (got <= 1).all()
+    assert exact_depth(b) == 2
+    out = unrolled_forward(model, b.tokens, SPEC.dense_id, 2)
+    _, cache = model.run_with_cache(input_embeds=add_dense_vectors(model.embed(b.tokens), out.vectors[-1], out.mask))
+    pattern = cache["blocks.0.attn.hook_pattern"]
+    for k in range(3):
+        manual = torch.stack([
+            pattern[r, :, b.start_pos[r] + k, int(b.tokens[r, b.start_pos[r]]) if k == 0 else int(b.chain[r, k - 1])]
+            for r in range(5)
+        ]).mean(dim=0)
+        assert torch.allclose(got[k], manual, atol=1e-6)
+    pause = sample_pointer_batch(SPEC, 5, gen(9), "pause", hops=2)
+    assert lookup_attention(model, pause).shape == (2, 4)
+    with pytest.raises(ValueError, match="one hop count"):
+        lookup_attention(model, sample_pointer_batch(SPEC, 20, gen(), "dense"))
+    with pytest.raises(ValueError, match="filler"):
+        lookup_attention(model, sample_pointer_batch(SPEC, 4, gen(), "none", hops=2))
+    with pytest.raises(ValueError, match="layer"):
+        lookup_attention(model, b, layer=3)
+
+
+def test_needed_dense_tokens_by_hand():
+    from lib.pointer_task import needed_dense_tokens
+
+    b = sample_pointer_batch(SPEC, 400, gen(11), "dense", decoys=1)
+    needed = needed_dense_tokens(b)
+    assert (needed <= b.useful).all()
+    for row in range(400):
+        h = int(b.hops[row])
+        table = b.tokens[row, : SPEC.n_nodes].tolist()
+        y = int(b.tokens[row, b.start_pos[row]])
+        for _ in range(h - 1):
+            y = table[y]
+        fixed = table[y] == y  # one lookup fewer gives the same answer
+        assert bool(needed[row].any()) == (h > 1 and not fixed)
+    assert 0 < (b.useful & ~needed).sum() < b.useful.sum()  # fixed points happen, but rarely
