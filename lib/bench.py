@@ -168,14 +168,17 @@ def run_notebook_check(notebook: Path | str, timeout_s: float = NOTEBOOK_TIMEOUT
 
 def run_course(
     notebook_dir: Path | str = REPO_ROOT / "notebooks",
-    runner=run_notebook_check,
+    runner=None,
     log=None,
 ) -> dict:
     """Check every notebook under nbval, one process each; seconds per notebook and in total.
 
-    ``runner(path) -> (passed, seconds, output)`` is a parameter so that tests can replace it.
+    ``runner(path) -> (passed, seconds, output)`` defaults to :func:`run_notebook_check`; tests pass
+    a fake one.
     ``log`` (e.g. ``sys.stderr``) receives one progress line per notebook and failing output.
     """
+    if runner is None:
+        runner = run_notebook_check
     if not callable(runner):
         raise TypeError(f"runner must be callable, got {type(runner).__name__}")
     notebooks = course_notebooks(notebook_dir)
