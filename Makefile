@@ -36,8 +36,9 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL_FLAGS) -p no:cacheprovider -v
 
+# Fast unit tests only; `make test` also runs the ones marked slow (JupyterLab smoke test, benchmarks).
 test-lib: $(STAMP)
-	$(BIN)/python -m pytest tests -p no:cacheprovider -q
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider -q
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest $(NOTEBOOKS) $(NBVAL_FLAGS) -p no:cacheprovider -q

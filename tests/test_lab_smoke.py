@@ -18,8 +18,9 @@ Then, over loopback only:
   or the splash screen), and that the DOM holds the notebook's cells and its title. The screenshot
   is kept at ``build/lab_smoke/01_tokenization.png`` (``build/`` is git-ignored) for a human to look at.
 
-Everything here is slow (JupyterLab starts in a few seconds; chromium takes a few more), so the
-module is marked ``slow``; ``make test`` (CI) runs it.
+Everything that starts JupyterLab is slow (it starts in a few seconds; chromium takes a few more),
+so it is marked ``slow``: ``make test`` (CI) runs it, ``make test-lib`` leaves it out. One fast test
+checks the recipe with ``make -n``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ import nbformat
 import pytest
 
 from lib.paths import REPO_ROOT
-
-pytestmark = pytest.mark.slow
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
@@ -170,6 +169,25 @@ def lab(tmp_path_factory) -> Lab:
         kill_group(proc)
 
 
+def test_make_lab_recipe_appends_lab_args():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "lab", "LAB_ARGS=--no-browser --ServerApp.port=1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, env=env, check=True,
+    ).stdout.strip().splitlines()
+    assert len(dry) == 1 and dry[0].startswith(".venv/bin/jupyter lab notebooks/"), dry
+    assert dry[0].endswith("--no-browser --ServerApp.port=1")
+    assert ("--allow-root" in dry[0]) == (os.geteuid() == 0)  # JupyterLab refuses root without it
+    plain = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "lab"], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=30, env=env, check=True,
+    ).stdout.strip()
+    assert "--no-browser" not in plain and "--ServerApp" not in plain  # the learner's default is untouched
+
+
+@pytest.mark.slow
 def test_make_lab_passes_the_extra_arguments_and_binds_loopback_only(lab):
     recipe = lab.log.read_text().splitlines()[0]  # make echoes the command it runs
     assert recipe.startswith(".venv/bin/jupyter lab notebooks/"), recipe
@@ -183,6 +201,7 @@ def test_make_lab_passes_the_extra_arguments_and_binds_loopback_only(lab):
     assert exc.value.code == 403
 
 
+@pytest.mark.slow
 def test_lab_lists_every_notebook_and_the_exercises_folder(lab):
     assert NOTEBOOKS, "no notebooks/[0-9]*.ipynb found"
     listing = lab.get_json("/api/contents/")
@@ -194,6 +213,7 @@ def test_lab_lists_every_notebook_and_the_exercises_folder(lab):
     assert set(NOTEBOOKS) <= learner, f"learner copies missing from exercises/: {set(NOTEBOOKS) - learner}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS + [f"exercises/{name}" for name in NOTEBOOKS])
 def test_each_notebook_opens_through_the_server(lab, path):
     quoted = urllib.parse.quote(path)
@@ -244,6 +264,7 @@ def load_rgb(path: Path):
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+@pytest.mark.slow
 def test_headless_chromium_renders_a_notebook_in_jupyterlab(lab, tmp_path):
     """Screenshot of the first notebook rendered by the real JupyterLab app (no nbconvert fallback)."""
     chromium = shutil.which("chromium")
