@@ -15,8 +15,11 @@ export TRANSFORMERS_OFFLINE := 1
 
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=300
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --ServerApp.port=8899"
+# (tests/test_lab_smoke.py starts the course through this very target, on 127.0.0.1).
+LAB_ARGS ?=
 
-.PHONY: lab test test-lib test-notebooks install execute bench prepare clean
+.PHONY: lab test test-lib test-notebooks install execute bench bench-course prepare clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +31,14 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL_FLAGS) -p no:cacheprovider -v
 
+# Fast unit tests only; `make test` also runs the ones marked slow (JupyterLab smoke test, benchmarks).
 test-lib: $(STAMP)
-	$(BIN)/python -m pytest tests -p no:cacheprovider -q
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider -q
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest $(NOTEBOOKS) $(NBVAL_FLAGS) -p no:cacheprovider -q
@@ -45,6 +49,10 @@ execute: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m lib.bench
+
+# Every notebook under nbval, one at a time, timed: the whole-course budget (python -m lib.bench --course --json)
+bench-course: $(STAMP)
+	$(BIN)/python -m lib.bench --course
 
 prepare: $(STAMP)
 	$(BIN)/python -m lib.prepare

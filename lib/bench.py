@@ -2,6 +2,7 @@
 
     python -m lib.bench           # a readable table
     python -m lib.bench --json    # the same figures as one JSON object
+    python -m lib.bench --course [--json] [--notebooks-dir DIR]   # the whole-course time budget
 
 Figures:
 - ``train_tokens_per_s_ours`` / ``train_tokens_per_s_tl``: training throughput (forward, backward,
@@ -13,18 +14,31 @@ Figures:
 - ``bpe_train_seconds``: training the course tokenizer (2048 tokens) on Tiny Shakespeare.
 - ``insertion_round_vs_forward``: one thought-insertion round relative to one plain forward
   (when ``lib.thoughts_bench`` is present).
+
+``--course`` instead runs every solved notebook (``notebooks/[0-9]*.ipynb``) under nbval with the
+flags of ``make test-notebooks``, one pytest process per notebook so each is timed on its own
+(kernel start included, as a learner or CI pays it), and prints seconds per notebook and the total;
+``--json`` prints ``{"notebooks": {"01_tokenization": 14.2, ...}, "total_s": ..., "passed": true,
+"failed": [...]}``. The exit code is 1 when any notebook fails. The course's budget is 10 minutes
+for all notebooks on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from lib.model import GPT, GPTConfig, reference_bridge
+from lib.paths import REPO_ROOT
 
 BENCH_CFG = GPTConfig(d_vocab=2048, n_ctx=128, d_model=128, n_layers=4, n_heads=4, d_head=32, d_mlp=512)
 
@@ -104,18 +118,127 @@ def run_all() -> dict[str, float]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
+# The flags of `make test-notebooks` (tests/test_bench_course.py checks the Makefile agrees).
+NBVAL_FLAGS: tuple[str, ...] = (
+    "--nbval",
+    "--nbval-current-env",
+    "--nbval-sanitize-with",
+    "nbval_sanitize.cfg",
+    "--nbval-cell-timeout=300",
+)
+NOTEBOOK_TIMEOUT_S = 900  # per notebook: a hung kernel fails the run instead of blocking it
+
+
+def course_notebooks(notebook_dir: Path | str = REPO_ROOT / "notebooks") -> list[Path]:
+    """The solved notebooks ``[0-9]*.ipynb`` of ``notebook_dir``, in course order."""
+    notebook_dir = Path(notebook_dir)
+    if not notebook_dir.is_dir():
+        raise ValueError(f"notebook_dir {notebook_dir} is not a directory")
+    return sorted(notebook_dir.glob("[0-9]*.ipynb"))
+
+
+def nbval_command(notebook: Path | str) -> list[str]:
+    """The pytest command that checks one notebook under nbval, as ``make test-notebooks`` does."""
+    return [sys.executable, "-m", "pytest", str(Path(notebook).resolve()), *NBVAL_FLAGS, "-p", "no:cacheprovider", "-q"]
+
+
+def run_notebook_check(notebook: Path | str, timeout_s: float = NOTEBOOK_TIMEOUT_S) -> tuple[bool, float, str]:
+    """Run nbval on one notebook in its own pytest process: (passed, seconds, output)."""
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    env = dict(os.environ)
+    # Stored outputs are bitwise reproducible only at 2 threads (the Makefile exports the same).
+    env.setdefault("OMP_NUM_THREADS", "2")
+    env.setdefault("MKL_NUM_THREADS", "2")
+    start = time.perf_counter()
+    # cwd is the repository so that nbval_sanitize.cfg and conftest.py (skipped output types) apply;
+    # a session of its own lets a timeout kill pytest and everything it started.
+    proc = subprocess.Popen(
+        nbval_command(notebook), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return False, time.perf_counter() - start, (output or "") + f"\ntimed out after {timeout_s:.0f} s"
+    return proc.returncode == 0, time.perf_counter() - start, output
+
+
+def run_course(
+    notebook_dir: Path | str = REPO_ROOT / "notebooks",
+    runner=None,
+    log=None,
+) -> dict:
+    """Check every notebook under nbval, one process each; seconds per notebook and in total.
+
+    ``runner(path) -> (passed, seconds, output)`` defaults to :func:`run_notebook_check`; tests pass
+    a fake one.
+    ``log`` (e.g. ``sys.stderr``) receives one progress line per notebook and failing output.
+    """
+    if runner is None:
+        runner = run_notebook_check
+    if not callable(runner):
+        raise TypeError(f"runner must be callable, got {type(runner).__name__}")
+    notebooks = course_notebooks(notebook_dir)
+    if not notebooks:
+        raise ValueError(f"no notebooks matching [0-9]*.ipynb in {notebook_dir}")
+    seconds: dict[str, float] = {}
+    failed: list[str] = []
+    for path in notebooks:
+        passed, elapsed, output = runner(path)
+        seconds[path.stem] = round(float(elapsed), 2)
+        if not passed:
+            failed.append(path.stem)
+        if log is not None:
+            print(f"{path.stem}: {'passed' if passed else 'FAILED'} in {elapsed:.1f} s", file=log, flush=True)
+            if not passed:
+                print(output[-4000:], file=log, flush=True)
+    return {
+        "notebooks": seconds,
+        "total_s": round(sum(seconds.values()), 2),
+        "passed": not failed,
+        "failed": failed,
+    }
+
+
+def format_course(result: dict) -> str:
+    """A readable table of :func:`run_course`'s result."""
+    width = max(len(name) for name in result["notebooks"]) + 2
+    lines = [f"{'notebook':<{width}}{'seconds':>9}  status"]
+    for name, secs in result["notebooks"].items():
+        lines.append(f"{name:<{width}}{secs:>9.1f}  {'FAILED' if name in result['failed'] else 'passed'}")
+    lines.append(f"{'total':<{width}}{result['total_s']:>9.1f}  {'passed' if result['passed'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--course", action="store_true", help="time every notebook under nbval instead")
+    parser.add_argument(
+        "--notebooks-dir", type=Path, default=None, help="with --course: where the notebooks are (default: notebooks/)"
+    )
     args = parser.parse_args(argv)
+    if args.notebooks_dir is not None and not args.course:
+        parser.error("--notebooks-dir only makes sense with --course")
+    if args.course:
+        notebook_dir = args.notebooks_dir if args.notebooks_dir is not None else REPO_ROOT / "notebooks"
+        if not notebook_dir.is_dir():
+            parser.error(f"--notebooks-dir {notebook_dir} is not a directory")
+        result = run_course(notebook_dir, log=sys.stderr)
+        print(json.dumps(result, indent=2) if args.json else format_course(result))
+        return 0 if result["passed"] else 1
     results = run_all()
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
-        return
+        return 0
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value:,.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

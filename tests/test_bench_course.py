@@ -1,0 +1,133 @@
+"""``python -m lib.bench --course``: the whole-course time budget.
+
+The real notebooks are not run here (``make bench-course`` does that); a temporary notebook folder
+and a fake per-notebook runner check the argument parsing, the JSON shape and the exit code, and
+one slow test runs real nbval on two tiny notebooks (one passing, one whose stored output is wrong).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import lib.bench as bench
+from lib.paths import REPO_ROOT
+
+
+def tiny_notebook(path: Path, stored_output: str) -> Path:
+    """A one-cell notebook printing 2, whose stored output is ``stored_output``."""
+    cell = nbformat.v4.new_code_cell("print(1 + 1)", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored_output)]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def course_dir(tmp_path: Path) -> Path:
+    tiny_notebook(tmp_path / "01_good.ipynb", "2\n")
+    tiny_notebook(tmp_path / "02_bad.ipynb", "3\n")
+    tiny_notebook(tmp_path / "scratch.ipynb", "2\n")  # not a course notebook: no leading digit
+    (tmp_path / "exercises").mkdir()
+    tiny_notebook(tmp_path / "exercises" / "01_good.ipynb", "2\n")  # learner copies are not run
+    return tmp_path
+
+
+def fake_runner(path: Path) -> tuple[bool, float, str]:
+    return (path.stem != "02_bad", {"01_good": 1.234, "02_bad": 2.0}[path.stem], f"output of {path.name}")
+
+
+def test_makefile_runs_notebooks_with_the_same_nbval_flags():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    flags = re.search(r"^NBVAL_FLAGS\s*:=\s*(.+)$", makefile, re.M).group(1)
+    assert tuple(shlex.split(flags)) == bench.NBVAL_FLAGS
+    assert re.search(r"^bench-course:.*\n\t.*-m lib\.bench --course", makefile, re.M)
+    command = bench.nbval_command("notebooks/01_tokenization.ipynb")
+    assert command[:3] == [sys.executable, "-m", "pytest"] and Path(command[3]).is_absolute()
+    assert "no:cacheprovider" in command
+
+
+def test_course_notebooks_are_the_numbered_ones_in_order(course_dir):
+    assert [p.name for p in bench.course_notebooks(course_dir)] == ["01_good.ipynb", "02_bad.ipynb"]
+    with pytest.raises(ValueError, match="not a directory"):
+        bench.course_notebooks(course_dir / "missing")
+
+
+def test_run_course_times_each_notebook_and_reports_failures(course_dir):
+    log = []
+
+    class Log:
+        def write(self, text):
+            log.append(text)
+
+        def flush(self):
+            pass
+
+    result = bench.run_course(course_dir, runner=fake_runner, log=Log())
+    assert result == {
+        "notebooks": {"01_good": 1.23, "02_bad": 2.0},
+        "total_s": 3.23,
+        "passed": False,
+        "failed": ["02_bad"],
+    }
+    text = "".join(log)
+    assert "01_good: passed in 1.2 s" in text and "02_bad: FAILED" in text and "output of 02_bad" in text
+    table = bench.format_course(result)
+    assert re.search(r"02_bad\s+2\.0\s+FAILED", table) and re.search(r"total\s+3\.2\s+FAILED", table)
+    assert json.loads(json.dumps(result)) == result  # plain JSON types only
+
+
+def test_run_course_rejects_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="no notebooks"):
+        bench.run_course(tmp_path, runner=fake_runner)
+    with pytest.raises(TypeError, match="callable"):
+        bench.run_course(tmp_path, runner="pytest")
+    with pytest.raises(ValueError, match="timeout_s"):
+        bench.run_notebook_check(tmp_path / "01_x.ipynb", timeout_s=0)
+
+
+def test_main_course_json_and_exit_code(course_dir, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_notebook_check", fake_runner)
+    assert bench.main(["--course", "--json", "--notebooks-dir", str(course_dir)]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert set(out) == {"notebooks", "total_s", "passed", "failed"}
+    assert list(out["notebooks"]) == ["01_good", "02_bad"] and out["passed"] is False
+    assert "02_bad: FAILED" in captured.err  # progress goes to stderr, stdout stays pure JSON
+
+    (course_dir / "02_bad.ipynb").unlink()
+    assert bench.main(["--course", "--notebooks-dir", str(course_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "01_good" in table and re.search(r"total\s+1\.2\s+passed", table)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--notebooks-dir", "notebooks"], ["--course", "--notebooks-dir", "/nonexistent/dir"], ["--fast"]],
+)
+def test_main_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_course_command_runs_nbval_for_real(course_dir):
+    """Two tiny notebooks through real nbval, one pytest process each (about 10 s here)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lib.bench", "--course", "--json", "--notebooks-dir", str(course_dir)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["passed"] is False and out["failed"] == ["02_bad"], proc.stderr
+    assert all(0 < s < 120 for s in out["notebooks"].values())
+    assert out["total_s"] == pytest.approx(sum(out["notebooks"].values()), abs=0.05)
