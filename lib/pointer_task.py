@@ -109,6 +109,14 @@ class PointerBatch:
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
         return PointerBatch(**moved)
 
+    def select(self, rows) -> "PointerBatch":
+        """The questions at ``rows`` (a list or tensor of indices), as a batch of their own."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        if index.ndim != 1 or len(index) == 0:
+            raise ValueError("rows must be a non-empty 1-D list of indices")
+        picked = {k: (v[index.to(v.device)] if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
+        return PointerBatch(**picked)
+
 
 def sample_pointer_batch(
     spec: PointerSpec,

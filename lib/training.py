@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from jaxtyping import Int
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars on stderr: no widget state stored in the notebooks
 
 
 def make_reproducible(seed: int = 0, threads: int = 2) -> None:

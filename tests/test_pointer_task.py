@@ -210,3 +210,12 @@ def test_needed_dense_tokens_by_hand():
         fixed = table[y] == y  # one lookup fewer gives the same answer
         assert bool(needed[row].any()) == (h > 1 and not fixed)
     assert 0 < (b.useful & ~needed).sum() < b.useful.sum()  # fixed points happen, but rarely
+
+
+def test_select_rows():
+    b = sample_pointer_batch(SPEC, 10, gen(12), "dense")
+    sub = b.select([7, 2])
+    assert sub.tokens.shape[0] == 2 and torch.equal(sub.tokens[0], b.tokens[7]) and torch.equal(sub.chain[1], b.chain[2])
+    assert sub.spec == b.spec and sub.filler == "dense"
+    with pytest.raises(ValueError):
+        b.select([])
