@@ -1,0 +1,112 @@
+"""Filler tokens at fixed intervals in text, scored on the real tokens only.
+
+Pause tokens (Goyal et al. 2024, "Think before you speak") and dense tokens both need places in
+the text. The simplest policy puts one after every ``every`` real tokens. The filler's place is
+fixed, not predicted, so nothing is trained to predict it: the position *before* a filler has no
+target, and the filler's own position predicts the next real token. Every real token after the
+first is then predicted exactly once, as in plain language modelling, and the losses of all
+methods are computed over the same tokens.
+
+Scoring masks the special tokens' logits (fillers, thoughts): no method gets probability mass on
+them for free, and none loses mass to them, so nats per real token compare across methods.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Int
+from torch import Tensor
+
+from lib.model import GPT
+
+FillerKind = Literal["pause", "dense"]
+
+
+def interleave_fillers(
+    windows: Int[Tensor, "batch n_real"], every: int, filler_id: int
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """Insert ``filler_id`` after every ``every`` real tokens (not after the last one).
+
+    Returns ``(tokens, targets)``: ``targets[:, i]`` is the next real token when position i is
+    followed by a real token, and -100 when it is followed by a filler or is the last position.
+    """
+    if not isinstance(windows, Tensor) or windows.is_floating_point() or windows.ndim != 2:
+        raise ValueError("windows must be an integer tensor of shape [batch, n_real]")
+    if not isinstance(every, int) or every <= 0:
+        raise ValueError(f"every must be a positive int, got {every!r}")
+    B, W = windows.shape
+    if W < 2:
+        raise ValueError(f"a window needs at least 2 real tokens, got {W}")
+    n_fill = (W - 1) // every
+    T = W + n_fill
+    real_pos = torch.arange(W, device=windows.device) + torch.arange(W, device=windows.device) // every
+    tokens = torch.full((B, T), filler_id, dtype=windows.dtype, device=windows.device)
+    tokens[:, real_pos] = windows
+    is_real = torch.zeros(T, dtype=torch.bool, device=windows.device)
+    is_real[real_pos] = True
+    targets = torch.full((B, T), -100, dtype=torch.long, device=windows.device)
+    followed_by_real = torch.cat([is_real[1:], torch.zeros(1, dtype=torch.bool, device=windows.device)])
+    targets[:, :-1] = torch.where(followed_by_real[:-1], tokens[:, 1:].long(), torch.full_like(tokens[:, 1:], -100).long())
+    return tokens, targets
+
+
+def masked_lm_loss(
+    logits: Tensor, targets: Int[Tensor, "batch pos"], masked_ids: Sequence[int] = (), reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy against ``targets`` (-100 ignored) with the logits of ``masked_ids`` set to
+    -inf first (renormalised over the other tokens)."""
+    if logits.ndim != 3 or logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree")
+    if masked_ids:
+        logits = logits.index_fill(-1, torch.tensor(list(masked_ids), device=logits.device), float("-inf"))
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction=reduction)
+
+
+def filler_logits(model: GPT, tokens: Tensor, kind: FillerKind | None, filler_id: int, depth: int | None = None) -> Tensor:
+    """Logits of a batch with fillers: a plain forward for pause tokens (or no fillers), an
+    unrolled forward for dense tokens (``depth=None``: exact, as many passes as fillers)."""
+    from lib.dense import unrolled_forward
+
+    if kind not in (None, "pause", "dense"):
+        raise ValueError(f"kind must be None, 'pause' or 'dense', got {kind!r}")
+    if kind != "dense":
+        return model(tokens)
+    exact = int((tokens == filler_id).sum(dim=1).max())
+    return unrolled_forward(model, tokens, filler_id, exact if depth is None else depth).logits
+
+
+@torch.no_grad()
+def evaluate_text_nll(
+    model: GPT,
+    data: Int[Tensor, " n_tokens"],
+    n_real: int,
+    kind: FillerKind | None,
+    every: int,
+    filler_id: int,
+    masked_ids: Sequence[int] = (),
+    max_windows: int = 64,
+    batch_size: int = 32,
+) -> float:
+    """Mean nats per real token over consecutive windows of ``data`` (each window's first token is
+    context only), fillers inserted as in training, special logits masked. Dense models run exactly."""
+    if data.ndim != 1 or len(data) < n_real:
+        raise ValueError(f"data must be a 1-D tensor with at least n_real = {n_real} tokens")
+    device = next(model.parameters()).device
+    starts = list(range(0, len(data) - n_real + 1, n_real - 1))[:max_windows]
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        windows = torch.stack([data[s : s + n_real] for s in starts[i : i + batch_size]]).to(device)
+        if kind is None:
+            tokens, targets = windows, torch.cat([windows[:, 1:], torch.full_like(windows[:, :1], -100)], dim=1)
+        else:
+            tokens, targets = interleave_fillers(windows, every, filler_id)
+        logits = filler_logits(model, tokens, kind, filler_id)
+        total += masked_lm_loss(logits, targets, masked_ids, reduction="sum").item()
+        count += int((targets != -100).sum())
+    model.train(was_training)
+    return total / count
