@@ -121,10 +121,13 @@ def path_accuracy(predicted: Tensor, batch: PathStarBatch) -> float:
 
 
 @torch.no_grad()
-def greedy_answers(model, batch: PathStarBatch) -> Tensor:
-    """Decode each answer greedily from the prompt (no teacher forcing): ``[batch, path_len]``."""
+def greedy_answers(model, batch: PathStarBatch, use_kv_cache: bool = True) -> Tensor:
+    """Decode each answer greedily from the prompt (no teacher forcing): ``[batch, path_len]``.
+    ``use_kv_cache=False`` reruns the whole prefix each step (for models without a cache)."""
     from lib.sampling import generate
 
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
     prompt = batch.tokens[:, : batch.spec.prompt_len]
-    out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None)
+    out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None, use_kv_cache=use_kv_cache)
     return out[:, batch.spec.prompt_len :].cpu()
