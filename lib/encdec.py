@@ -408,3 +408,47 @@ def planning_loss_fn(
         return total
 
     return loss_fn
+
+
+def ce_loss_fn(model: nn.Module, batch: Any) -> Tensor:
+    """Cross-entropy alone, for any model (GPT or encoder-decoder) and either kind of batch
+    (a token tensor, or an object with ``.tokens`` and ``.targets``)."""
+    tokens, targets = _unpack_batch(batch)
+    return model(tokens, return_type="loss", targets=targets)
+
+
+VARIANTS = ("gpt", "gpt_matched", "encdec", "encdec+mse", "encdec+cosine")
+
+
+@dataclass
+class Variant:
+    """A model ready to train, with its loss and (for the encoder-decoders) the log of both parts."""
+
+    name: str
+    model: nn.Module
+    loss_fn: Callable[[nn.Module, Any], Tensor]
+    log: PlanningLossLog | None
+
+
+def build_variant(
+    name: str, cfg: EncDecConfig, lam: float = 1.0, n: int = 4, seed: int = 0, device: torch.device | str = "cpu"
+) -> Variant:
+    """One arm of the comparison, initialised from ``seed``:
+
+    - ``"gpt"``: decoder-only, same width and total blocks (fewer parameters);
+    - ``"gpt_matched"``: the same with the MLP widened to >= the encoder-decoder's parameters;
+    - ``"encdec"``: the encoder-decoder trained on cross-entropy only (future loss logged);
+    - ``"encdec+mse"`` / ``"encdec+cosine"``: cross-entropy + ``lam`` * future loss (horizon ``n``).
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
+    if not isinstance(cfg, EncDecConfig):
+        raise TypeError(f"cfg must be an EncDecConfig, got {type(cfg).__name__}")
+    torch.manual_seed(seed)
+    if name.startswith("gpt"):
+        model = GPT(gpt_same_layers(cfg) if name == "gpt" else gpt_matched_params(cfg)).to(device)
+        return Variant(name, model, ce_loss_fn, None)
+    log = PlanningLossLog()
+    kind = "cosine" if name.endswith("cosine") else "mse"
+    loss_fn = planning_loss_fn(0.0 if name == "encdec" else lam, n, kind, log=log)
+    return Variant(name, EncoderDecoderGPT(cfg).to(device), loss_fn, log)

@@ -131,3 +131,28 @@ def greedy_answers(model, batch: PathStarBatch, use_kv_cache: bool = True) -> Te
     prompt = batch.tokens[:, : batch.spec.prompt_len]
     out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None, use_kv_cache=use_kv_cache)
     return out[:, batch.spec.prompt_len :].cpu()
+
+
+def teacher_forced_loss(model, batch: PathStarBatch) -> Tensor:
+    """Cross-entropy on the answer tokens only, every earlier answer token given (teacher
+    forcing): the ``loss_fn`` for :func:`lib.training.train` on path-star batches."""
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
+    return model(batch.tokens, return_type="loss", targets=batch.targets)
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, batch: PathStarBatch) -> Tensor:
+    """Per answer position, the fraction of graphs whose next token is predicted right when the
+    true earlier answer tokens are given: ``[path_len]``. Shows which step of the path fails
+    (in forward order, the step after the centre)."""
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits = model(batch.tokens.to(device))
+    model.train(was_training)
+    start = batch.spec.prompt_len - 1
+    predicted = logits[:, start : start + batch.spec.path_len].argmax(dim=-1).cpu()
+    return (predicted == batch.answers).float().mean(dim=0)

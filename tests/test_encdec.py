@@ -269,3 +269,35 @@ def test_bad_inputs():
     gpt = GPT(GPTConfig(d_vocab=23, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
     with pytest.raises(TypeError, match="EncoderDecoderGPT"):
         planning_loss_fn(1.0, 2)(gpt, tokens())
+
+
+def test_build_variant_and_ce_loss_fn():
+    from lib.encdec import VARIANTS, build_variant, ce_loss_fn
+
+    t = tokens()
+    counts = {}
+    for name in VARIANTS:
+        v = build_variant(name, CFG, lam=0.5, n=2, seed=3)
+        counts[name] = v.model.n_params()
+        loss = v.loss_fn(v.model, t)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+        assert (v.log is None) == name.startswith("gpt")
+        if v.log is not None:
+            assert len(v.log.ce) == 1
+            expected = ce_loss_fn(v.model, t)
+            assert torch.allclose(torch.tensor(v.log.ce[0]), expected.detach())
+            if name == "encdec":
+                assert torch.allclose(loss, expected)
+            else:
+                assert loss.item() > expected.item()
+    assert counts["gpt"] < counts["encdec"] <= counts["gpt_matched"]
+    assert counts["encdec"] == counts["encdec+mse"] == counts["encdec+cosine"]
+    # same seed, same weights
+    a, b = build_variant("encdec", CFG, seed=3).model, build_variant("encdec+mse", CFG, seed=3).model
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="variant"):
+        build_variant("transformer", CFG)
+    with pytest.raises(TypeError):
+        build_variant("gpt", GPTConfig())
+    with pytest.raises(TypeError, match="batch"):
+        ce_loss_fn(a, "text")
