@@ -75,6 +75,11 @@ class PathStarBatch:
     spec: PathStarSpec
     reverse: bool
 
+    def to(self, device) -> "PathStarBatch":
+        """The same batch with ``tokens`` and ``targets`` on ``device`` (answers stay on the CPU
+        for scoring)."""
+        return PathStarBatch(self.tokens.to(device), self.targets.to(device), self.answers, self.spec, self.reverse)
+
 
 def sample_path_star(spec: PathStarSpec, batch_size: int, generator: torch.Generator, reverse: bool = False) -> PathStarBatch:
     """``batch_size`` random graphs with their queries and answers."""

@@ -118,3 +118,10 @@ def test_teacher_forced_loss_and_accuracy():
         teacher_forced_loss(model, b.tokens)
     with pytest.raises(TypeError):
         teacher_forced_accuracy(model, b.tokens)
+
+
+def test_batch_to_device():
+    b = batch(n=4)
+    moved = b.to("cpu")
+    assert torch.equal(moved.tokens, b.tokens) and torch.equal(moved.targets, b.targets)
+    assert moved.spec == b.spec and moved.reverse == b.reverse and moved is not b
