@@ -95,3 +95,35 @@ def future_loss(
     keep = E.shape[1] - n
     d = E.shape[-1]
     return disaffinity(F.layer_norm(encoder_out[:, :keep], (d,), eps=eps), F.layer_norm(target, (d,), eps=eps), kind)
+
+
+class LearnableNormFutureLoss(torch.nn.Module):
+    """The future loss with LEARNABLE LayerNorms (gain and bias) on both sides: the version that
+    collapses. Shrinking both gains toward 0 and matching the biases drives the loss toward 0
+    without the encoder learning anything; it exists to demonstrate that, not to train with.
+
+    Call it like :func:`future_loss`: ``module(encoder_out, E, n, kind)``. Its parameters must be
+    given to the optimizer alongside the model's.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-5):
+        super().__init__()
+        if not isinstance(d_model, int) or isinstance(d_model, bool) or d_model <= 0:
+            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        self.ln_encoder = torch.nn.LayerNorm(d_model, eps=eps)
+        self.ln_target = torch.nn.LayerNorm(d_model, eps=eps)
+
+    def forward(self, encoder_out: Tensor, E: Tensor, n: int, kind: Disaffinity = "mse") -> Tensor:
+        _check_embeddings(encoder_out, "encoder_out")
+        _check_embeddings(E)
+        if encoder_out.shape != E.shape:
+            raise ValueError(f"encoder_out {tuple(encoder_out.shape)} and E {tuple(E.shape)} must have the same shape")
+        if E.shape[-1] != self.ln_encoder.normalized_shape[0]:
+            raise ValueError(f"expected d_model = {self.ln_encoder.normalized_shape[0]}, got {E.shape[-1]}")
+        target = planning_target(E.detach(), n)
+        keep = E.shape[1] - n
+        return disaffinity(self.ln_encoder(encoder_out[:, :keep]), self.ln_target(target), kind)
+
+    def gains(self) -> tuple[float, float]:
+        """Mean absolute LayerNorm gain of (encoder side, target side): 1 at init."""
+        return self.ln_encoder.weight.abs().mean().item(), self.ln_target.weight.abs().mean().item()

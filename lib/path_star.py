@@ -75,6 +75,11 @@ class PathStarBatch:
     spec: PathStarSpec
     reverse: bool
 
+    def to(self, device) -> "PathStarBatch":
+        """The same batch with ``tokens`` and ``targets`` on ``device`` (answers stay on the CPU
+        for scoring)."""
+        return PathStarBatch(self.tokens.to(device), self.targets.to(device), self.answers, self.spec, self.reverse)
+
 
 def sample_path_star(spec: PathStarSpec, batch_size: int, generator: torch.Generator, reverse: bool = False) -> PathStarBatch:
     """``batch_size`` random graphs with their queries and answers."""
@@ -121,10 +126,38 @@ def path_accuracy(predicted: Tensor, batch: PathStarBatch) -> float:
 
 
 @torch.no_grad()
-def greedy_answers(model, batch: PathStarBatch) -> Tensor:
-    """Decode each answer greedily from the prompt (no teacher forcing): ``[batch, path_len]``."""
+def greedy_answers(model, batch: PathStarBatch, use_kv_cache: bool = True) -> Tensor:
+    """Decode each answer greedily from the prompt (no teacher forcing): ``[batch, path_len]``.
+    ``use_kv_cache=False`` reruns the whole prefix each step (for models without a cache)."""
     from lib.sampling import generate
 
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
     prompt = batch.tokens[:, : batch.spec.prompt_len]
-    out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None)
+    out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None, use_kv_cache=use_kv_cache)
     return out[:, batch.spec.prompt_len :].cpu()
+
+
+def teacher_forced_loss(model, batch: PathStarBatch) -> Tensor:
+    """Cross-entropy on the answer tokens only, every earlier answer token given (teacher
+    forcing): the ``loss_fn`` for :func:`lib.training.train` on path-star batches."""
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
+    return model(batch.tokens, return_type="loss", targets=batch.targets)
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, batch: PathStarBatch) -> Tensor:
+    """Per answer position, the fraction of graphs whose next token is predicted right when the
+    true earlier answer tokens are given: ``[path_len]``. Shows which step of the path fails
+    (in forward order, the step after the centre)."""
+    if not isinstance(batch, PathStarBatch):
+        raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits = model(batch.tokens.to(device))
+    model.train(was_training)
+    start = batch.spec.prompt_len - 1
+    predicted = logits[:, start : start + batch.spec.path_len].argmax(dim=-1).cpu()
+    return (predicted == batch.answers).float().mean(dim=0)

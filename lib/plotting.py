@@ -148,3 +148,35 @@ def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
     if v.size == 0:
         raise ValueError("no values")
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def plot_curves_with_spread(
+    x: Sequence[float],
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    ax: plt.Axes | None = None,
+    title: str = "",
+    ylabel: str = "",
+    xlabel: str = "step",
+) -> plt.Axes:
+    """Mean over seeds as a line and one standard deviation as a shaded band, per method.
+
+    ``curves`` maps a method to a ``[n_seeds, len(x)]`` table (one row per seed), e.g. the
+    validation losses of several training runs evaluated at the same steps ``x``."""
+    if not curves:
+        raise ValueError("curves is empty: nothing to plot")
+    xs = _to_numpy(x).ravel()
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for i, (name, table) in enumerate(curves.items()):
+        v = _to_numpy(table)
+        if v.ndim != 2 or v.shape[1] != xs.size or v.shape[0] == 0:
+            raise ValueError(f"{name!r}: expected a [n_seeds, {xs.size}] table, got shape {v.shape}")
+        mean = v.mean(axis=0)
+        std = v.std(axis=0, ddof=1) if v.shape[0] > 1 else np.zeros_like(mean)
+        ax.plot(xs, mean, "o-", color=f"C{i % 10}", lw=2, ms=3, label=f"{name} (n={v.shape[0]})")
+        ax.fill_between(xs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -88,3 +88,40 @@ def test_bad_arguments():
         sample_path_star({"degree": 2}, 4, torch.Generator())
     with pytest.raises(ValueError):
         sample_path_star(SPEC, 0, torch.Generator())
+
+
+def test_teacher_forced_loss_and_accuracy():
+    from lib.path_star import teacher_forced_accuracy, teacher_forced_loss
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=SPEC.vocab_size, n_ctx=SPEC.seq_len, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+    b = batch(n=8)
+    loss = teacher_forced_loss(model, b)
+    logits = model(b.tokens)
+    answer_logits = logits[:, SPEC.prompt_len - 1 : -1]
+    expected = torch.nn.functional.cross_entropy(answer_logits.flatten(0, 1), b.answers.flatten())
+    assert torch.allclose(loss, expected)
+    acc = teacher_forced_accuracy(model, b)
+    assert acc.shape == (SPEC.path_len,)
+    assert torch.allclose(acc, (answer_logits.argmax(-1) == b.answers).float().mean(0))
+
+    class Oracle(torch.nn.Module):  # puts all its mass on the true next token
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, tokens):
+            return torch.nn.functional.one_hot(torch.roll(tokens, -1, dims=1), SPEC.vocab_size).float() * 10
+
+    assert teacher_forced_accuracy(Oracle(), b).tolist() == [1.0] * SPEC.path_len
+    with pytest.raises(TypeError):
+        teacher_forced_loss(model, b.tokens)
+    with pytest.raises(TypeError):
+        teacher_forced_accuracy(model, b.tokens)
+
+
+def test_batch_to_device():
+    b = batch(n=4)
+    moved = b.to("cpu")
+    assert torch.equal(moved.tokens, b.tokens) and torch.equal(moved.targets, b.targets)
+    assert moved.spec == b.spec and moved.reverse == b.reverse and moved is not b

@@ -65,3 +65,22 @@ def test_mean_and_spread():
     assert mean_and_spread([5.0]) == (5.0, 0.0)
     with pytest.raises(ValueError):
         mean_and_spread([])
+
+
+def test_curves_with_spread():
+    from lib.plotting import plot_curves_with_spread
+
+    ax = plot_curves_with_spread([1, 2, 3], {"a": [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], "b": [[0.5, 0.5, 0.5]]})
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    assert lines[0].get_ydata().tolist() == [2.0, 2.0, 2.0]  # mean over the two seeds
+    assert len(ax.collections) == 2  # one band per method
+    assert "n=2" in ax.get_legend().get_texts()[0].get_text()
+    plt.close("all")
+    with pytest.raises(ValueError, match="empty"):
+        plot_curves_with_spread([1], {})
+    with pytest.raises(ValueError, match="n_seeds"):
+        plot_curves_with_spread([1, 2], {"a": [[1.0, 2.0, 3.0]]})
+    with pytest.raises(ValueError, match="n_seeds"):
+        plot_curves_with_spread([1, 2], {"a": [1.0, 2.0]})
+    plt.close("all")

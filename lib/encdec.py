@@ -1,0 +1,454 @@
+"""An autoregressive encoder-decoder transformer (DeepSight's architecture) and its planning loss.
+
+A decoder-only GPT with ``L`` layers is split in two:
+
+    tokens -> embed + pos_embed = E ------------------------------.  (E feeds the future loss)
+           -> encoder: n_enc_layers causal TransformerBlocks -> ln_enc -> encoder_out
+           -> enc_to_dec (a linear map) -> decoder input
+           -> decoder: n_dec_layers blocks, each: causal self-attention
+                                                 + cross-attention to encoder_out
+                                                 + MLP            (pre-LN, residual)
+           -> ln_final -> unembed -> logits
+
+Everything is causal: the encoder is causally masked, and in cross-attention the query at
+position t sees encoder outputs at positions <= t only, so the model is an ordinary next-token
+predictor that can be sampled like :class:`lib.model.GPT` (with or without a KV cache).
+
+The encoder output is the natural place to ask for "planning": the future loss
+(:mod:`lib.future_loss`) pulls ``encoder_out[t]`` toward an aggregate of the embeddings of the
+present and of the next ``n`` tokens. :func:`planning_loss_fn` adds it to the cross-entropy with
+a weight ``lam`` and logs both parts.
+
+Hook names follow TransformerLens' encoder-decoder models: ``encoder.{i}.attn.hook_pattern``,
+``decoder.{i}.attn.hook_pattern``, ``decoder.{i}.cross_attn.hook_pattern``,
+``decoder.{i}.hook_resid_post``, ``hook_encoder_out``, ``hook_decoder_in`` ...
+
+References: Vaswani et al. 2017 (encoder-decoder, cross-attention); the DeepSight design notes
+(course seed 002) for the autoregressive split and the future loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Literal, NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from lib.future_loss import Disaffinity, future_loss
+from lib.model import (
+    GPT,
+    MLP,
+    Attention,
+    Embed,
+    GPTConfig,
+    KVCache,
+    LayerNorm,
+    PosEmbed,
+    TransformerBlock,
+    Unembed,
+)
+
+EncDecReturnType = Literal["logits", "loss", "both", "final_resid", "planning", None]
+
+
+@dataclass
+class EncDecConfig:
+    """Shape of the encoder-decoder. Encoder and decoder blocks share d_model, heads and d_mlp."""
+
+    d_vocab: int = 2048
+    n_ctx: int = 64
+    d_model: int = 64
+    n_enc_layers: int = 1
+    n_dec_layers: int = 1
+    n_heads: int = 4
+    d_head: int = 16
+    d_mlp: int = 256
+    act_fn: Literal["gelu", "gelu_new", "relu"] = "gelu"
+    ln_eps: float = 1e-5
+    init_std: float = 0.02
+    use_sdpa: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers", "n_heads", "d_head", "d_mlp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"EncDecConfig.{name} must be a positive int, got {value!r}")
+        if self.act_fn not in ("gelu", "gelu_new", "relu"):
+            raise ValueError(f"EncDecConfig.act_fn must be 'gelu', 'gelu_new' or 'relu', got {self.act_fn!r}")
+        if not self.ln_eps > 0 or not self.init_std > 0:
+            raise ValueError(f"ln_eps and init_std must be positive, got {self.ln_eps}, {self.init_std}")
+
+    @property
+    def n_layers(self) -> int:
+        """Total number of blocks (encoder + decoder)."""
+        return self.n_enc_layers + self.n_dec_layers
+
+    def block_config(self) -> GPTConfig:
+        """The :class:`GPTConfig` each block is built from (``n_layers`` = all blocks)."""
+        return GPTConfig(
+            d_vocab=self.d_vocab, n_ctx=self.n_ctx, d_model=self.d_model, n_layers=self.n_layers,
+            n_heads=self.n_heads, d_head=self.d_head, d_mlp=self.d_mlp, act_fn=self.act_fn,
+            ln_eps=self.ln_eps, init_std=self.init_std, use_sdpa=self.use_sdpa,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EncDecOutput(NamedTuple):
+    """What the planning loss needs from one forward pass."""
+
+    logits: Tensor  # [batch, pos, d_vocab]
+    encoder_out: Tensor  # [batch, pos, d_model], after ln_enc
+    embeds: Tensor  # [batch, pos, d_model]: E = token + position embeddings (not detached)
+
+
+class CrossAttention(Attention):
+    """Multi-head attention whose queries come from the decoder stream and whose keys and values
+    come from the encoder output at the same positions. Query t sees encoder positions <= t, the
+    causal mask of self-attention, so no future token leaks through the encoder."""
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        encoder_out: Float[Tensor, "batch pos d_model"],
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        if x.shape != encoder_out.shape:
+            raise ValueError(f"decoder stream {tuple(x.shape)} and encoder output {tuple(encoder_out.shape)} must align")
+        batch, pos, d_model = x.shape
+        h, dh = self.cfg.n_heads, self.cfg.d_head
+        q = torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q
+        # Keys and values in one matmul: [d_model, 2 * head * d_head].
+        W_kv = torch.cat([self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 2 * h * dh)
+        kv = (encoder_out.reshape(batch * pos, d_model) @ W_kv).view(batch, pos, 2 * h, dh)
+        k, v = (kv + torch.cat([self.b_K, self.b_V])).split(h, dim=2)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [batch, head, pos, d_head]
+        offset = 0
+        if kv_cache is not None:
+            # The encoder outputs of earlier positions never change (the encoder is causal), so
+            # their keys and values can be cached exactly like self-attention's.
+            offset = kv_cache.layer_length(layer)
+            k, v = kv_cache.append(layer, k, v)
+        n_q, n_k = q.shape[2], k.shape[2]
+        if self.cfg.use_sdpa and not self._pattern_is_hooked():
+            if offset == 0:
+                z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                allowed = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).tril(diagonal=offset)
+                z = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:
+            scores = torch.einsum("bhqe,bhke->bhqk", q, k) / math.sqrt(dh)
+            future = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(diagonal=offset + 1)
+            scores = self.hook_attn_scores(scores.masked_fill(future, float("-inf")))
+            pattern = self.hook_pattern(scores.softmax(dim=-1))
+            z = torch.einsum("bhqk,bhke->bhqe", pattern, v)
+        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
+        out = z.reshape(batch * n_q, h * dh) @ self.W_O.reshape(h * dh, d_model)
+        return out.view(batch, n_q, d_model) + self.b_O
+
+
+class DecoderBlock(nn.Module):
+    """resid_mid = resid_pre + attn(ln1(resid_pre))
+    resid_mid_cross = resid_mid + cross_attn(ln_cross(resid_mid), encoder_out)
+    resid_post = resid_mid_cross + mlp(ln2(resid_mid_cross))"""
+
+    def __init__(self, cfg: GPTConfig, self_layer: int, cross_layer: int):
+        super().__init__()
+        # Indices into the model's KV cache for this block's self- and cross-attention.
+        self.self_layer, self.cross_layer = self_layer, cross_layer
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)
+        self.ln_cross = LayerNorm(cfg)
+        self.cross_attn = CrossAttention(cfg)
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_cross_attn_out = HookPoint()
+        self.hook_resid_mid_cross = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, resid: Tensor, encoder_out: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), kv_cache, self.self_layer)))
+        cross = self.cross_attn(self.ln_cross(resid), encoder_out, kv_cache, self.cross_layer)
+        resid = self.hook_resid_mid_cross(resid + self.hook_cross_attn_out(cross))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+
+
+class EncToDec(nn.Module):
+    """The linear map that turns the encoder output into the decoder's input stream."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.W = nn.Parameter(torch.empty(cfg.d_model, cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        return x @ self.W + self.b
+
+
+class EncoderDecoderGPT(HookedRootModule):
+    """The autoregressive encoder-decoder. Same call interface as :class:`lib.model.GPT`:
+    ``model(tokens, return_type="logits" | "loss" | "both", targets=None, kv_cache=None)``, and
+    ``return_type="planning"`` gives :class:`EncDecOutput` ``(logits, encoder_out, embeds)``."""
+
+    def __init__(self, cfg: EncDecConfig):
+        super().__init__()
+        if not isinstance(cfg, EncDecConfig):
+            raise TypeError(f"EncoderDecoderGPT expects an EncDecConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        bcfg = cfg.block_config()
+        n_enc, n_dec = cfg.n_enc_layers, cfg.n_dec_layers
+        self.embed = Embed(bcfg)
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.pos_embed = PosEmbed(bcfg)
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        # Encoder layers ARE GPT blocks; their KV-cache slots are 0 .. n_enc - 1.
+        self.encoder = nn.ModuleList([TransformerBlock(bcfg, i) for i in range(n_enc)])
+        self.ln_enc = LayerNorm(bcfg)  # the encoder ends with a LayerNorm, as T5's and BART's do
+        self.hook_encoder_out = HookPoint()  # [batch, pos, d_model]
+        self.enc_to_dec = EncToDec(bcfg)
+        self.hook_decoder_in = HookPoint()  # [batch, pos, d_model]
+        # Cache slots: decoder self-attention n_enc + i, cross-attention n_enc + n_dec + i.
+        self.decoder = nn.ModuleList([DecoderBlock(bcfg, n_enc + i, n_enc + n_dec + i) for i in range(n_dec)])
+        self.ln_final = LayerNorm(bcfg)
+        self.unembed = Unembed(bcfg)
+        self.init_weights()
+        self.setup()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """GPT-2's init, as :meth:`lib.model.GPT.init_weights`: N(0, init_std) matrices, zero
+        biases, unit LayerNorm gains, residual-writing projections scaled by 1/sqrt(2 n_layers)."""
+        std = self.cfg.init_std
+        for name, p in self.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "w":
+                p.fill_(1.0)
+            elif leaf == "b" or leaf.startswith("b_"):
+                p.zero_()
+            elif leaf in ("W_O", "W_out"):
+                p.normal_(0.0, std / math.sqrt(2 * self.cfg.n_layers))
+            else:
+                p.normal_(0.0, std)
+
+    def _check_tokens(self, tokens: Tensor, offset: int) -> tuple[int, int]:
+        if not isinstance(tokens, Tensor):
+            raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+        batch, pos = tokens.shape
+        if pos == 0:
+            raise ValueError("the sequence is empty (pos = 0)")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.cfg.d_vocab):
+            raise ValueError(
+                f"token ids must lie in [0, {self.cfg.d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}"
+            )
+        if offset + pos > self.cfg.n_ctx:
+            raise ValueError(f"sequence of {offset + pos} positions exceeds n_ctx = {self.cfg.n_ctx}")
+        return batch, pos
+
+    def forward(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        *,
+        return_type: EncDecReturnType = "logits",
+        targets: Int[Tensor, "batch pos"] | None = None,
+        kv_cache: KVCache | None = None,
+    ):
+        """Run encoder then decoder. ``return_type``: ``"logits"``, ``"loss"`` (next-token
+        cross-entropy, or against ``targets`` with -100 ignored), ``"both"``, ``"final_resid"``,
+        ``"planning"`` (an :class:`EncDecOutput`) or ``None``."""
+        if return_type not in ("logits", "loss", "both", "final_resid", "planning", None):
+            raise ValueError(f"unknown return_type {return_type!r}")
+        offset = 0 if kv_cache is None else kv_cache.length
+        batch, pos = self._check_tokens(tokens, offset)
+        embeds = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
+        resid = embeds
+        for block in self.encoder:
+            resid = block(resid, kv_cache)
+        encoder_out = self.hook_encoder_out(self.ln_enc(resid))
+        resid = self.hook_decoder_in(self.enc_to_dec(encoder_out))
+        for block in self.decoder:
+            resid = block(resid, encoder_out, kv_cache)
+        final = self.ln_final(resid)
+        if return_type == "final_resid":
+            return final
+        if return_type is None:
+            return None
+        logits = self.unembed(final)
+        if return_type == "logits":
+            return logits
+        if return_type == "planning":
+            return EncDecOutput(logits, encoder_out, embeds)
+        loss = GPT.loss(logits, tokens, targets)
+        return loss if return_type == "loss" else (logits, loss)
+
+    loss = staticmethod(GPT.loss)
+
+    def new_kv_cache(self) -> KVCache:
+        """One slot per encoder block, per decoder self-attention and per cross-attention."""
+        return KVCache(self.cfg.n_enc_layers + 2 * self.cfg.n_dec_layers)
+
+    def n_params(self, include_embeddings: bool = True) -> int:
+        """Number of parameters (optionally without the embedding/unembedding/position tables)."""
+        skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
+        return sum(p.numel() for n, p in self.named_parameters() if n not in skip)
+
+
+# --------------------------------------------------------------------------- fair baselines
+def gpt_same_layers(cfg: EncDecConfig) -> GPTConfig:
+    """A decoder-only GPT with the same width and the same total number of blocks
+    (it has fewer parameters: no cross-attention, no enc->dec map)."""
+    if not isinstance(cfg, EncDecConfig):
+        raise TypeError(f"expected an EncDecConfig, got {type(cfg).__name__}")
+    return cfg.block_config()
+
+
+def gpt_matched_params(cfg: EncDecConfig) -> GPTConfig:
+    """The GPT with the same width and number of blocks whose MLP is widened just enough that it
+    has at least as many parameters as the encoder-decoder: the fair "no fewer parameters"
+    baseline. (d_mlp is the smallest integer that reaches the count.)"""
+    base = gpt_same_layers(cfg)
+    target = _count_params(EncoderDecoderGPT, cfg)
+    have = _count_params(GPT, base)
+    # Each extra unit of d_mlp adds 2 * d_model + 1 parameters per block.
+    per_unit = (2 * cfg.d_model + 1) * base.n_layers
+    extra = max(0, -(-(target - have) // per_unit))
+    return replace(base, d_mlp=base.d_mlp + extra)
+
+
+def _count_params(cls, cfg) -> int:
+    with torch.device("meta"):  # no memory, no init cost
+        return sum(p.numel() for p in cls(cfg).parameters())
+
+
+# --------------------------------------------------------------------------- the training loss
+@dataclass
+class PlanningLossLog:
+    """Both parts of the loss at every call, so the LM loss can be plotted beside the future loss."""
+
+    ce: list[float] = field(default_factory=list)
+    future: list[float] = field(default_factory=list)
+
+    def append(self, ce: Tensor, future: Tensor) -> None:
+        self.ce.append(float(ce.detach()))
+        self.future.append(float(future.detach()))
+
+
+def _unpack_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """A token tensor (next-token targets), or anything with ``.tokens`` and ``.targets``
+    (e.g. :class:`lib.path_star.PathStarBatch`)."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if hasattr(batch, "tokens") and hasattr(batch, "targets"):
+        return batch.tokens, batch.targets
+    raise TypeError(f"a batch must be a token tensor or have .tokens and .targets, got {type(batch).__name__}")
+
+
+def planning_loss_fn(
+    lam: float,
+    n: int,
+    kind: Disaffinity = "mse",
+    log: PlanningLossLog | None = None,
+    future_fn: Callable[[Tensor, Tensor, int, str], Tensor] | None = None,
+) -> Callable[[nn.Module, Any], Tensor]:
+    """A ``loss_fn`` for :func:`lib.training.train`: ``cross-entropy + lam * future loss``.
+
+    Args:
+        lam: weight of the future loss (>= 0). With ``lam == 0`` the future loss is still
+            computed (without gradient) and logged, so "would it fall on its own?" can be seen.
+        n: planning horizon (future tokens aggregated); must be < the sequence length.
+        kind: ``"mse"`` or ``"cosine"`` disaffinity.
+        log: a :class:`PlanningLossLog` that receives both parts at every step.
+        future_fn: ``(encoder_out, E, n, kind) -> loss``; default :func:`lib.future_loss.future_loss`
+            (non-affine LayerNorms). Pass e.g. a :class:`lib.future_loss.LearnableNormFutureLoss`
+            to show the collapse.
+    """
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or math.isinf(lam):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"the horizon n must be a positive int, got {n!r}")
+    if kind not in ("mse", "cosine"):
+        raise ValueError(f"kind must be 'mse' or 'cosine', got {kind!r}")
+    if log is not None and not isinstance(log, PlanningLossLog):
+        raise TypeError(f"log must be a PlanningLossLog, got {type(log).__name__}")
+    fut = future_fn if future_fn is not None else future_loss
+
+    def loss_fn(model: nn.Module, batch: Any) -> Tensor:
+        if not isinstance(model, EncoderDecoderGPT):
+            raise TypeError(f"planning_loss_fn needs an EncoderDecoderGPT (an encoder output), got {type(model).__name__}")
+        tokens, targets = _unpack_batch(batch)
+        out = model(tokens, return_type="planning")
+        ce = GPT.loss(out.logits, tokens, targets)
+        if lam == 0:
+            with torch.no_grad():
+                future = fut(out.encoder_out, out.embeds, n, kind)
+            total = ce
+        else:
+            future = fut(out.encoder_out, out.embeds, n, kind)
+            total = ce + lam * future
+        if log is not None:
+            log.append(ce, future)
+        return total
+
+    return loss_fn
+
+
+def ce_loss_fn(model: nn.Module, batch: Any) -> Tensor:
+    """Cross-entropy alone, for any model (GPT or encoder-decoder) and either kind of batch
+    (a token tensor, or an object with ``.tokens`` and ``.targets``)."""
+    tokens, targets = _unpack_batch(batch)
+    return model(tokens, return_type="loss", targets=targets)
+
+
+VARIANTS = ("gpt", "gpt_matched", "encdec", "encdec+mse", "encdec+cosine")
+
+
+@dataclass
+class Variant:
+    """A model ready to train, with its loss and (for the encoder-decoders) the log of both parts."""
+
+    name: str
+    model: nn.Module
+    loss_fn: Callable[[nn.Module, Any], Tensor]
+    log: PlanningLossLog | None
+
+
+def build_variant(
+    name: str, cfg: EncDecConfig, lam: float = 1.0, n: int = 4, seed: int = 0, device: torch.device | str = "cpu"
+) -> Variant:
+    """One arm of the comparison, initialised from ``seed``:
+
+    - ``"gpt"``: decoder-only, same width and total blocks (fewer parameters);
+    - ``"gpt_matched"``: the same with the MLP widened to >= the encoder-decoder's parameters;
+    - ``"encdec"``: the encoder-decoder trained on cross-entropy only (future loss logged);
+    - ``"encdec+mse"`` / ``"encdec+cosine"``: cross-entropy + ``lam`` * future loss (horizon ``n``).
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
+    if not isinstance(cfg, EncDecConfig):
+        raise TypeError(f"cfg must be an EncDecConfig, got {type(cfg).__name__}")
+    torch.manual_seed(seed)
+    if name.startswith("gpt"):
+        model = GPT(gpt_same_layers(cfg) if name == "gpt" else gpt_matched_params(cfg)).to(device)
+        return Variant(name, model, ce_loss_fn, None)
+    log = PlanningLossLog()
+    kind = "cosine" if name.endswith("cosine") else "mse"
+    loss_fn = planning_loss_fn(0.0 if name == "encdec" else lam, n, kind, log=log)
+    return Variant(name, EncoderDecoderGPT(cfg).to(device), loss_fn, log)
