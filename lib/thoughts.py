@@ -635,23 +635,30 @@ def thought_lm_targets(
 def insert_random_thoughts(
     tokens: Int[Tensor, "batch pos"],
     lengths: Int[Tensor, " batch"],
-    n: int,
+    n: int | Int[Tensor, " batch"],
     thought_id: int,
     pad_id: int,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Insert ``n`` thoughts per row at distinct random gaps (never before the first token, never
-    two in one gap); rows with fewer than ``n`` gaps get one per gap. Returns
+    """Insert ``n`` thoughts per row (an int, or one count per row) at distinct random gaps (never
+    before the first token, never two in one gap); rows with fewer gaps get one per gap. Returns
     ``(new_tokens, new_lengths)``. Used to warm a model up to thoughts it has never seen."""
     _check_batch(tokens, lengths)
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
     batch, pos = tokens.shape
+    if isinstance(n, Tensor):
+        _check_int_tensor(n, "n", 1)
+        if n.shape[0] != batch or (n.numel() and int(n.min()) < 0):
+            raise ValueError(f"n must hold {batch} non-negative counts, got {tuple(n.shape)}")
+        counts = n.to(tokens.device)[:, None]
+    elif isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+        counts = n
+    else:
+        raise ValueError(f"n must be a non-negative int or a tensor of counts, got {n!r}")
     ar = torch.arange(pos + 1, device=tokens.device)[None]
     gap_ok = (ar >= 1) & (ar < lengths[:, None])  # a text token follows the thought
     noise = torch.rand(batch, pos + 1, generator=generator).to(tokens.device).masked_fill(~gap_ok, 2.0)
     rank = noise.argsort(1).argsort(1)  # rank of each gap's noise in its row
-    mask = gap_ok & (rank < n)
+    mask = gap_ok & (rank < counts)
     new, new_lengths, _ = insert_before_mask(tokens, lengths, mask, thought_id, pad_id)
     return new, new_lengths
 
