@@ -21,6 +21,7 @@ answers (``d1 d2 ... = (d1 + d2 + ...) mod 10``).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -38,6 +39,7 @@ from lib.thoughts import (
     run_episode,
     stack_rows,
     thought_lm_targets,
+    thought_ranks,
 )
 
 Batch = tuple[Tensor, Tensor]  # (tokens [batch, pos], lengths [batch])
@@ -180,6 +182,28 @@ def evaluate_nll(
     return {"nll": total / max(count, 1), "thoughts_per_row": thoughts / n, "n_scored": float(count)}
 
 
+@torch.no_grad()
+def calibrate_max_rank(
+    model: GPT, tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], thought_id: int, rate: float, batch_size: int = 64
+) -> int:
+    """The smallest ``max_rank`` at which the model would want a thought at a fraction ``rate``
+    of the positions of these (thought-free, training) rows: a threshold for
+    :func:`lib.thoughts.fast_forward` that inserts about as many thoughts as the survivors had,
+    chosen without looking at held-out text."""
+    _check_batch(tokens, lengths)
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must lie in (0, 1], got {rate}")
+    ranks = []
+    for s in range(0, tokens.shape[0], batch_size):
+        rows, lens = tokens[s : s + batch_size], lengths[s : s + batch_size]
+        r = thought_ranks(model(rows), thought_id)
+        ar = torch.arange(rows.shape[1], device=rows.device)[None]
+        ranks.append(r[ar < lens[:, None] - 1])  # positions a text token still follows
+    flat = torch.cat(ranks).sort().values
+    k = max(0, math.ceil(rate * flat.numel()) - 1)
+    return int(flat[k])
+
+
 # --------------------------------------------------------------------------- a small task
 def digit_sum_task(
     n: int, n_digits: int = 2, seed: int = 0, equals_id: int = 10, modulus: int = 10
@@ -206,6 +230,7 @@ def digit_sum_task(
 
 
 __all__ = [
+    "calibrate_max_rank",
     "collect_survivors",
     "digit_sum_task",
     "evaluate_nll",

@@ -5,6 +5,7 @@ import torch
 
 from lib.model import GPT, GPTConfig
 from lib.thought_training import (
+    calibrate_max_rank,
     collect_survivors,
     digit_sum_task,
     evaluate_nll,
@@ -12,7 +13,7 @@ from lib.thought_training import (
     thought_loss,
     warmup_batch_fn,
 )
-from lib.thoughts import insert_random_thoughts, start_batch, text_log_probs
+from lib.thoughts import insert_random_thoughts, start_batch, text_log_probs, thought_ranks
 
 T, PAD = 11, 0
 TINY = GPTConfig(d_vocab=12, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
@@ -130,3 +131,19 @@ def test_digit_sum_task():
         digit_sum_task(3, equals_id=4)
     with pytest.raises(ValueError, match="modulus"):
         digit_sum_task(3, modulus=11)
+
+
+def test_calibrate_max_rank_hits_the_rate():
+    model = tiny_model(3)
+    tokens, lengths = rows(20, 8, seed=5)
+    with torch.no_grad():
+        ranks = thought_ranks(model(tokens), T)
+    valid = torch.arange(8)[None] < lengths[:, None] - 1
+    for rate in (0.05, 0.3, 1.0):
+        r = calibrate_max_rank(model, tokens, lengths, T, rate, batch_size=7)
+        frac = (ranks[valid] <= r).float().mean().item()
+        assert frac >= rate - 1e-6
+        if r > 0:
+            assert (ranks[valid] <= r - 1).float().mean().item() < rate  # the smallest such rank
+    with pytest.raises(ValueError, match="rate"):
+        calibrate_max_rank(model, tokens, lengths, T, 0.0)
