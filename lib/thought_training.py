@@ -38,6 +38,7 @@ from lib.thoughts import (
     plain_batch,
     run_episode,
     stack_rows,
+    text_log_probs,
     thought_lm_targets,
     thought_ranks,
 )
@@ -168,16 +169,19 @@ def evaluate_nll(
     total, count, thoughts = 0.0, 0, 0
     for s in range(0, n, batch_size):
         rows, lens, mask = tokens[s : s + batch_size], lengths[s : s + batch_size], score_mask[s : s + batch_size]
-        ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget)
-        # Put each text token's log-probability back at its original index.
-        orig = original_index(ff.tokens, thought_id)
-        keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
-        lp = torch.zeros(rows.shape, device=rows.device)
-        r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
-        lp[r[keep], orig[keep]] = ff.text_lp[keep]
+        if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
+            lp = text_log_probs(model(rows), rows, thought_id)
+        else:
+            ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget)
+            # Put each text token's log-probability back at its original index.
+            orig = original_index(ff.tokens, thought_id)
+            keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
+            lp = torch.zeros(rows.shape, device=rows.device)
+            r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
+            lp[r[keep], orig[keep]] = ff.text_lp[keep]
+            thoughts += int(ff.n_thoughts.sum())
         total += float(-(lp * mask).sum())
         count += int(mask.sum())
-        thoughts += int(ff.n_thoughts.sum())
     model.train(was_training)
     return {"nll": total / max(count, 1), "thoughts_per_row": thoughts / n, "n_scored": float(count)}
 
@@ -206,21 +210,23 @@ def calibrate_max_rank(
 
 # --------------------------------------------------------------------------- a small task
 def digit_sum_task(
-    n: int, n_digits: int = 2, seed: int = 0, equals_id: int = 10, modulus: int = 10
+    n: int, n_digits: int = 2, seed: int = 0, equals_id: int = 10, modulus: int = 10, n_values: int = 10
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``n`` rows ``d_1 ... d_k = a`` with random digits ``d_i`` (ids 0-9), ``=`` (``equals_id``)
-    and the answer ``a = (d_1 + ... + d_k) mod modulus``. Returns ``(tokens [n, k + 2], lengths,
+    """``n`` rows ``d_1 ... d_k = a`` with random digits ``d_i`` in ``[0, n_values)`` (ids 0-9),
+    ``=`` (``equals_id``) and the answer ``a = (d_1 + ... + d_k) mod modulus``. Returns ``(tokens [n, k + 2], lengths,
     answer_mask)``; ``answer_mask`` marks the answer, the one token worth scoring (the digits are
     random). A thought may go anywhere, in particular between ``=`` and the answer."""
     if not isinstance(n, int) or n <= 0 or not isinstance(n_digits, int) or n_digits <= 0:
         raise ValueError(f"n and n_digits must be positive ints, got {n!r}, {n_digits!r}")
     if not 2 <= modulus <= 10:
         raise ValueError(f"modulus must lie in [2, 10] (answers are single digits), got {modulus}")
+    if not isinstance(n_values, int) or not 2 <= n_values <= 10:
+        raise ValueError(f"n_values must be an int in [2, 10], got {n_values!r}")
     _check_id(equals_id, "equals_id")
     if equals_id < 10:
         raise ValueError(f"equals_id must not be a digit (0-9), got {equals_id}")
     gen = torch.Generator().manual_seed(seed)
-    digits = torch.randint(0, 10, (n, n_digits), generator=gen)
+    digits = torch.randint(0, n_values, (n, n_digits), generator=gen)
     answer = digits.sum(1, keepdim=True) % modulus
     tokens = torch.cat([digits, torch.full((n, 1), equals_id), answer], dim=1)
     _, lengths = plain_batch(tokens)

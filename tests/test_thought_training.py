@@ -105,6 +105,10 @@ def test_evaluate_nll_scores_the_same_tokens_with_and_without_thoughts():
     mask = (torch.arange(8)[None] >= 1) & (torch.arange(8)[None] < lengths[:, None])
     assert plain["nll"] == pytest.approx(-(lp * mask).sum().item() / mask.sum().item(), abs=1e-5)
     assert plain["thoughts_per_row"] == 0 and plain["n_scored"] == mask.sum().item()
+    shy = tiny_model(2, thought_bias=-100.0)  # never ranks the thought first: the walk inserts nothing
+    walked = evaluate_nll(shy, tokens, lengths, T, PAD, budget=3, max_rank=0, batch_size=4)
+    assert walked["thoughts_per_row"] == 0  # ... and agrees with the one-forward shortcut used for budget 0
+    assert walked["nll"] == pytest.approx(evaluate_nll(shy, tokens, lengths, T, PAD)["nll"], abs=1e-4)
     thinking = evaluate_nll(model, tokens, lengths, T, PAD, budget=3, max_rank=3, batch_size=4)
     assert thinking["n_scored"] == plain["n_scored"] and thinking["thoughts_per_row"] > 0
     assert thinking["nll"] != pytest.approx(plain["nll"])
@@ -131,6 +135,10 @@ def test_digit_sum_task():
         digit_sum_task(3, equals_id=4)
     with pytest.raises(ValueError, match="modulus"):
         digit_sum_task(3, modulus=11)
+    small, _, _ = digit_sum_task(200, n_digits=3, n_values=4, modulus=4)
+    assert small[:, :3].max() == 3 and torch.equal(small[:, 4], small[:, :3].sum(1) % 4)
+    with pytest.raises(ValueError, match="n_values"):
+        digit_sum_task(3, n_values=11)
 
 
 def test_calibrate_max_rank_hits_the_rate():
