@@ -34,23 +34,30 @@ def plot_highlighted_tokens(
         raise ValueError(f"{len(colors)} colours for {len(pieces)} pieces")
     if max_chars < 8:
         raise ValueError(f"max_chars must be at least 8, got {max_chars}")
-    # Lay out first: (line, column) of every piece, in characters.
+    ax = ax or plt.subplots(figsize=(0.0085 * fontsize * max_chars + 0.4, 1.0))[1]
+    # Monospace glyphs advance by ~0.6 em: measure how many characters fit across the axes, so
+    # that one character is one unit along x and the pieces sit edge to edge.
+    fig = ax.figure
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72
+    fit = max(8, int(width_pt / (0.6 * fontsize)))
+    limit = min(max_chars, fit)
     layout, line, col = [], 0, 0
     for piece in pieces:
         text = _visible(piece)
-        if col > 0 and col + len(text) > max_chars:
+        if col > 0 and col + len(text) > limit:
             line, col = line + 1, 0
         layout.append((line, col, text))
         col += len(text)
         if "\n" in piece:
             line, col = line + 1, 0
     n_lines = layout[-1][0] + 1
-    ax = ax or plt.subplots(figsize=(0.105 * max_chars * fontsize / 9 + 0.5, 0.3 * n_lines + 0.6))[1]
+    if ax.figure.get_figheight() < 0.28 * n_lines + 0.4:  # grow a figure we made to fit the lines
+        fig.set_figheight(0.28 * n_lines + 0.4)
     for i, (ln, c, text) in enumerate(layout):
         color = None if colors is None else colors[i]
-        box = None if color is None else dict(boxstyle="square,pad=0.1", facecolor=color, edgecolor="none")
+        box = None if color is None else dict(boxstyle="square,pad=0.05", facecolor=color, edgecolor="none")
         ax.text(c, -ln, text, family="monospace", fontsize=fontsize, va="center", ha="left", bbox=box)
-    ax.set_xlim(-0.5, max_chars + 0.5)
+    ax.set_xlim(0, fit)
     ax.set_ylim(-n_lines + 0.4, 0.6)
     ax.axis("off")
     if title:
