@@ -118,13 +118,36 @@ def text_log_probs(
     return _text_lp(logits, tokens, thought_id)
 
 
-def _text_lp(logits: Tensor, tokens: Tensor, thought_id: int, lse_masked: Tensor | None = None) -> Tensor:
-    pred = logits[:, :-1]  # position i predicts token i + 1
-    target = tokens[:, 1:].long()
-    lse = _masked_logsumexp(pred, thought_id) if lse_masked is None else lse_masked[:, :-1]
-    lp = pred.gather(-1, target[..., None]).squeeze(-1).float() - lse
-    lp = lp.masked_fill(target == thought_id, 0.0)
-    return torch.cat([lp.new_zeros(lp.shape[0], 1), lp], dim=1)
+def _text_lp(logits: Tensor, tokens: Tensor, thought_id: int) -> Tensor:
+    return _masked_stats(logits, tokens, thought_id)[0]
+
+
+def _masked_stats(logits: Tensor, tokens: Tensor, thought_id: int) -> tuple[Tensor, Tensor]:
+    """Thought-masked text log-probs ``[batch, pos]`` (aligned with targets) and the masked
+    logsumexp ``[batch, pos]``, from ONE fused log-softmax over the vocabulary.
+
+    The thought column is set to -inf and the softmax renormalises over the rest, exactly. For
+    float32 logits outside autograd this is done in place and the column restored afterwards (no
+    copy of the ``[batch, pos, d_vocab]`` tensor); otherwise on a float32 copy, which also keeps
+    bf16 logits from losing precision in the log-probabilities."""
+    in_place = logits.dtype == torch.float32 and not (torch.is_grad_enabled() and logits.requires_grad)
+    if in_place:
+        work, column = logits, logits[..., thought_id].clone()
+        work[..., thought_id] = float("-inf")
+    else:  # a new float32 tensor: autograd-safe, and bf16 logits keep their precision
+        index = torch.tensor([thought_id], device=logits.device)
+        work = logits.float().index_fill(-1, index, float("-inf"))
+    try:
+        log_probs = work.log_softmax(-1)
+        other = 1 if thought_id == 0 else 0  # any finite column gives logsumexp = logit - log-prob
+        lse = work[..., other] - log_probs[..., other]
+        target = tokens[:, 1:].long()
+        lp = log_probs[:, :-1].gather(-1, target[..., None]).squeeze(-1)
+    finally:
+        if in_place:
+            work[..., thought_id] = column
+    lp = lp.masked_fill(target == thought_id, 0.0)  # a thought is never a target
+    return torch.cat([lp.new_zeros(lp.shape[0], 1), lp], dim=1), lse
 
 
 @dataclass
@@ -169,12 +192,12 @@ def position_stats(
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree on [batch, pos]")
     thought_logit = logits[..., thought_id : thought_id + 1]
-    rank = (logits > thought_logit).sum(-1)
-    # One pass over the vocabulary for both: the full logsumexp adds the thought back in.
-    lse_masked = _masked_logsumexp(logits, thought_id)
+    # int32 accumulation: half the time of the default int64 sum of the comparison.
+    rank = (logits > thought_logit).sum(-1, dtype=torch.int32).long()
+    text_lp, lse_masked = _masked_stats(logits, tokens, thought_id)
     thought = thought_logit.squeeze(-1).float()
-    thought_lp = thought - torch.logaddexp(lse_masked, thought)
-    return PositionStats(_text_lp(logits, tokens, thought_id, lse_masked), rank, thought_lp)
+    thought_lp = thought - torch.logaddexp(lse_masked, thought)  # the full logsumexp adds it back
+    return PositionStats(text_lp, rank, thought_lp)
 
 
 # --------------------------------------------------------------------------- where a thought may go

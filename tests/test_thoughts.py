@@ -468,3 +468,19 @@ def test_stack_rows_and_plain_batch():
         stack_rows([], PAD)
     with pytest.raises(TypeError):
         plain_batch(torch.ones(2, 4))
+
+
+def test_masked_log_probs_leave_the_logits_untouched_and_support_autograd_and_bf16():
+    g = torch.Generator().manual_seed(9)
+    logits = torch.randn(2, 4, 6, generator=g)
+    tokens = torch.randint(0, 6, (2, 4), generator=g)
+    before = logits.clone()
+    stats = position_stats(logits, tokens, 5)  # the fast path masks the column in place, then restores it
+    assert torch.equal(logits, before)
+    leaf = logits.clone().requires_grad_(True)
+    text_log_probs(leaf, tokens, 5).sum().backward()
+    assert leaf.grad is not None and torch.equal(leaf.detach(), before)
+    assert leaf.grad[..., 5].abs().sum() == 0  # the masked thought logit gets no gradient from text scores
+    half = position_stats(logits.bfloat16(), tokens, 5)
+    assert half.text_lp.dtype == torch.float32
+    assert torch.allclose(half.text_lp, stats.text_lp, atol=0.05)
