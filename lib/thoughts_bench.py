@@ -64,8 +64,9 @@ def naive_insertion_round(model: GPT, tokens: torch.Tensor, lengths: torch.Tenso
         masked_old[:, thought_id] = float("-inf")
         masked_new = new_logits[:-1].float().clone()
         masked_new[:, thought_id] = float("-inf")
-        old_lp = masked_old.log_softmax(-1)[torch.arange(t - 1, n - 1), row[t:]]
-        new_lp = masked_new.log_softmax(-1)[torch.arange(t, n), row[t:]]
+        dev = row.device
+        old_lp = masked_old.log_softmax(-1)[torch.arange(t - 1, n - 1, device=dev), row[t:]]
+        new_lp = masked_new.log_softmax(-1)[torch.arange(t, n, device=dev), row[t:]]
         positions.append(t)
         scores.append(float((new_lp - old_lp).sum()))
     return positions, scores
