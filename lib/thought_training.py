@@ -1,0 +1,246 @@
+"""Training a model to place its own thoughts, and measuring whether it helps.
+
+The recipe (each step one function, so a notebook can show and time each):
+
+1. **Warm-up** (:func:`warmup_batch_fn` + :func:`thought_loss` with ``thought_targets=False``):
+   a model that never saw ``<|thought|>`` treats it as noise (its embedding row was never
+   trained), so almost any inserted thought hurts. A short fine-tune on rows with thoughts at
+   random gaps teaches it to *read past* them, without teaching it to *predict* them.
+2. **Episodes** (:func:`collect_survivors`, built on :func:`lib.thoughts.run_episode`): insert,
+   score, keep the best; the rows with their kept thoughts are the survivors.
+3. **Training on the survivors** (:func:`rows_batch_fn` + :func:`thought_loss` with
+   ``thought_targets=True``): thoughts are ordinary targets, so the model learns where to think.
+4. **Measurement** (:func:`evaluate_nll`): the model walks held-out rows with
+   :func:`lib.thoughts.fast_forward`, inserting thoughts where it ranks them high enough, and only
+   the original tokens are scored (thought-masked). The baseline is the same base model trained
+   for the same number of steps on the same rows without thoughts, scored on the same tokens.
+
+Also here: :func:`digit_sum_task`, a small task where a model may insert thoughts before it
+answers (``d1 d2 ... = (d1 + d2 + ...) mod 10``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+from lib.model import GPT
+from lib.thoughts import (
+    _check_batch,
+    _check_id,
+    fast_forward,
+    insert_random_thoughts,
+    original_index,
+    plain_batch,
+    run_episode,
+    stack_rows,
+    text_log_probs,
+    thought_lm_targets,
+    thought_ranks,
+)
+
+Batch = tuple[Tensor, Tensor]  # (tokens [batch, pos], lengths [batch])
+
+
+# --------------------------------------------------------------------------- batches and loss
+def thought_loss(model: GPT, batch: Batch, thought_id: int, thought_targets: bool = True) -> Tensor:
+    """Mean next-token cross-entropy of right-padded rows (padding ignored). With
+    ``thought_targets=False`` the tokens *after* which a thought follows are not scored, so the
+    model learns to read thoughts but not to place them."""
+    tokens, lengths = batch
+    targets = thought_lm_targets(tokens, lengths, thought_id, thought_targets)
+    return GPT.loss(model(tokens), targets=targets)
+
+
+def rows_batch_fn(
+    tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], batch_size: int, seed: int = 0
+) -> Callable[[int], Batch]:
+    """``step -> (tokens, lengths)``: ``batch_size`` rows drawn at random (with replacement) by a
+    generator of its own, cut to the longest row drawn."""
+    _check_batch(tokens, lengths)
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    gen = torch.Generator().manual_seed(seed)
+
+    def fn(step: int) -> Batch:
+        idx = torch.randint(0, tokens.shape[0], (batch_size,), generator=gen).to(tokens.device)
+        rows, lens = tokens[idx], lengths[idx]
+        return rows[:, : int(lens.max())], lens
+
+    return fn
+
+
+def warmup_batch_fn(
+    tokens: Int[Tensor, "n pos"],
+    lengths: Int[Tensor, " n"],
+    batch_size: int,
+    n_thoughts: int,
+    thought_id: int,
+    pad_id: int,
+    seed: int = 0,
+) -> Callable[[int], Batch]:
+    """Like :func:`rows_batch_fn`, with between 0 and ``n_thoughts`` thoughts (uniformly, per
+    row) inserted at fresh random gaps of every row drawn (see
+    :func:`lib.thoughts.insert_random_thoughts`). Some rows keep no thought, so the model still
+    sees plain text: a model warmed up only on rows *with* thoughts reads a plain row as unusual."""
+    if not isinstance(n_thoughts, int) or n_thoughts < 0:
+        raise ValueError(f"n_thoughts must be a non-negative int, got {n_thoughts!r}")
+    draw = rows_batch_fn(tokens, lengths, batch_size, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def fn(step: int) -> Batch:
+        rows, lens = draw(step)
+        counts = torch.randint(0, n_thoughts + 1, (rows.shape[0],), generator=gen)
+        return insert_random_thoughts(rows, lens, counts, thought_id, pad_id, gen)
+
+    return fn
+
+
+# --------------------------------------------------------------------------- episodes -> survivors
+@torch.no_grad()
+def collect_survivors(
+    model: GPT,
+    tokens: Int[Tensor, "n pos"],
+    lengths: Int[Tensor, " n"],
+    thought_id: int,
+    pad_id: int,
+    n_rounds: int,
+    rule: str = "lowest_ll",
+    keep_fraction: float = 0.5,
+    min_score: float | None = 0.0,
+    chunk: int = 128,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, list[list[dict]]]:
+    """Run an episode on every chunk of ``chunk`` rows and return the rows with their kept
+    thoughts ``(tokens, lengths)`` plus each chunk's per-round history. By default only thoughts
+    that raised the text log-likelihood (``min_score=0``) survive."""
+    _check_batch(tokens, lengths)
+    if not isinstance(chunk, int) or chunk <= 0:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out, histories = [], []
+    for start in range(0, tokens.shape[0], chunk):
+        ep = run_episode(
+            model, tokens[start : start + chunk], lengths[start : start + chunk], thought_id, pad_id,
+            n_rounds, rule, keep_fraction, min_score, gen,
+        )
+        out.append((ep.batch.tokens, ep.batch.lengths))
+        histories.append(ep.history)
+    model.train(was_training)
+    new_tokens, new_lengths = stack_rows(out, pad_id)
+    return new_tokens, new_lengths, histories
+
+
+# --------------------------------------------------------------------------- measurement
+@torch.no_grad()
+def evaluate_nll(
+    model: GPT,
+    tokens: Int[Tensor, "n pos"],
+    lengths: Int[Tensor, " n"],
+    thought_id: int,
+    pad_id: int,
+    score_mask: Bool[Tensor, "n pos"] | None = None,
+    budget: int = 0,
+    max_rank: int = 0,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """Mean thought-masked negative log-likelihood (nats per scored token) of the original tokens
+    of each row, while the model inserts up to ``budget`` thoughts per row wherever it ranks
+    ``<|thought|>`` ``<= max_rank`` (``budget=0``: the plain model). ``score_mask[b, j]`` picks
+    which original tokens count (default: every token but the first). Returns ``nll``,
+    ``thoughts_per_row`` and ``n_scored``."""
+    _check_batch(tokens, lengths)
+    n, pos = tokens.shape
+    if score_mask is None:
+        ar = torch.arange(pos, device=tokens.device)[None]
+        score_mask = (ar >= 1) & (ar < lengths[:, None])
+    if not isinstance(score_mask, Tensor) or score_mask.dtype != torch.bool or score_mask.shape != tokens.shape:
+        raise ValueError(f"score_mask must be a bool tensor of shape {tuple(tokens.shape)}")
+    if bool(score_mask[:, 0].any()):
+        raise ValueError("score_mask must not select the first token: nothing predicts it")
+    was_training = model.training
+    model.eval()
+    total, count, thoughts = 0.0, 0, 0
+    for s in range(0, n, batch_size):
+        rows, lens, mask = tokens[s : s + batch_size], lengths[s : s + batch_size], score_mask[s : s + batch_size]
+        if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
+            lp = text_log_probs(model(rows), rows, thought_id)
+        else:
+            ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget)
+            # Put each text token's log-probability back at its original index.
+            orig = original_index(ff.tokens, thought_id)
+            keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
+            lp = torch.zeros(rows.shape, device=rows.device)
+            r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
+            lp[r[keep], orig[keep]] = ff.text_lp[keep]
+            thoughts += int(ff.n_thoughts.sum())
+        total += float(-(lp * mask).sum())
+        count += int(mask.sum())
+    model.train(was_training)
+    return {"nll": total / max(count, 1), "thoughts_per_row": thoughts / n, "n_scored": float(count)}
+
+
+@torch.no_grad()
+def calibrate_max_rank(
+    model: GPT, tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], thought_id: int, rate: float, batch_size: int = 64
+) -> int:
+    """The smallest ``max_rank`` at which the model would want a thought at a fraction ``rate``
+    of the positions of these (thought-free, training) rows: a threshold for
+    :func:`lib.thoughts.fast_forward` that inserts about as many thoughts as the survivors had,
+    chosen without looking at held-out text."""
+    _check_batch(tokens, lengths)
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must lie in (0, 1], got {rate}")
+    ranks = []
+    for s in range(0, tokens.shape[0], batch_size):
+        rows, lens = tokens[s : s + batch_size], lengths[s : s + batch_size]
+        r = thought_ranks(model(rows), thought_id)
+        ar = torch.arange(rows.shape[1], device=rows.device)[None]
+        ranks.append(r[ar < lens[:, None] - 1])  # positions a text token still follows
+    flat = torch.cat(ranks).sort().values
+    k = max(0, math.ceil(rate * flat.numel()) - 1)
+    return int(flat[k])
+
+
+# --------------------------------------------------------------------------- a small task
+def digit_sum_task(
+    n: int, n_digits: int = 2, seed: int = 0, equals_id: int = 10, modulus: int = 10, n_values: int = 10
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` rows ``d_1 ... d_k = a`` with random digits ``d_i`` in ``[0, n_values)`` (ids 0-9),
+    ``=`` (``equals_id``) and the answer ``a = (d_1 + ... + d_k) mod modulus``. Returns ``(tokens [n, k + 2], lengths,
+    answer_mask)``; ``answer_mask`` marks the answer, the one token worth scoring (the digits are
+    random). A thought may go anywhere, in particular between ``=`` and the answer."""
+    if not isinstance(n, int) or n <= 0 or not isinstance(n_digits, int) or n_digits <= 0:
+        raise ValueError(f"n and n_digits must be positive ints, got {n!r}, {n_digits!r}")
+    if not 2 <= modulus <= 10:
+        raise ValueError(f"modulus must lie in [2, 10] (answers are single digits), got {modulus}")
+    if not isinstance(n_values, int) or not 2 <= n_values <= 10:
+        raise ValueError(f"n_values must be an int in [2, 10], got {n_values!r}")
+    _check_id(equals_id, "equals_id")
+    if equals_id < 10:
+        raise ValueError(f"equals_id must not be a digit (0-9), got {equals_id}")
+    gen = torch.Generator().manual_seed(seed)
+    digits = torch.randint(0, n_values, (n, n_digits), generator=gen)
+    answer = digits.sum(1, keepdim=True) % modulus
+    tokens = torch.cat([digits, torch.full((n, 1), equals_id), answer], dim=1)
+    _, lengths = plain_batch(tokens)
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[:, -1] = True
+    return tokens, lengths, mask
+
+
+__all__ = [
+    "calibrate_max_rank",
+    "collect_survivors",
+    "digit_sum_task",
+    "evaluate_nll",
+    "rows_batch_fn",
+    "thought_loss",
+    "warmup_batch_fn",
+]

@@ -1,0 +1,157 @@
+"""Training with thoughts: batches, the loss, survivors of episodes, the measurement and the task."""
+
+import pytest
+import torch
+
+from lib.model import GPT, GPTConfig
+from lib.thought_training import (
+    calibrate_max_rank,
+    collect_survivors,
+    digit_sum_task,
+    evaluate_nll,
+    rows_batch_fn,
+    thought_loss,
+    warmup_batch_fn,
+)
+from lib.thoughts import insert_random_thoughts, start_batch, text_log_probs, thought_ranks
+
+T, PAD = 11, 0
+TINY = GPTConfig(d_vocab=12, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
+
+
+def tiny_model(seed=0, thought_bias=0.0):
+    torch.manual_seed(seed)
+    model = GPT(TINY).eval()
+    with torch.no_grad():
+        model.unembed.W_U.mul_(30.0)
+        model.unembed.b_U[T] = thought_bias
+    return model
+
+
+def rows(n=12, pos=8, seed=0):
+    tokens = torch.randint(1, T, (n, pos), generator=torch.Generator().manual_seed(seed))
+    lengths = torch.full((n,), pos)
+    lengths[::3] = pos - 3
+    ar = torch.arange(pos)[None]
+    return tokens.masked_fill(ar >= lengths[:, None], PAD), lengths
+
+
+def test_thought_loss_ignores_padding_and_optionally_thought_targets():
+    model = tiny_model()
+    tokens = torch.tensor([[1, T, 2, 3], [4, 5, PAD, PAD]])
+    lengths = torch.tensor([4, 2])
+    logits = model(tokens)
+    lp = logits.log_softmax(-1)
+    want_all = -(lp[0, 0, T] + lp[0, 1, 2] + lp[0, 2, 3] + lp[1, 0, 5]) / 4
+    want_text = -(lp[0, 1, 2] + lp[0, 2, 3] + lp[1, 0, 5]) / 3
+    assert thought_loss(model, (tokens, lengths), T).item() == pytest.approx(want_all.item(), abs=1e-5)
+    assert thought_loss(model, (tokens, lengths), T, thought_targets=False).item() == pytest.approx(want_text.item(), abs=1e-5)
+
+
+def test_rows_batch_fn_is_reproducible_and_cuts_padding():
+    tokens, lengths = rows()
+    a, b = rows_batch_fn(tokens, lengths, 5, seed=3), rows_batch_fn(tokens, lengths, 5, seed=3)
+    for step in range(3):
+        (ta, la), (tb, lb) = a(step), b(step)
+        assert torch.equal(ta, tb) and torch.equal(la, lb)
+        assert ta.shape == (5, int(la.max()))
+    with pytest.raises(ValueError, match="batch_size"):
+        rows_batch_fn(tokens, lengths, 0)
+
+
+def test_warmup_batches_keep_the_text_and_vary_the_count():
+    tokens, lengths = rows(40, 8)
+    fn = warmup_batch_fn(tokens, lengths, 40, 3, T, PAD, seed=0)
+    new, new_lengths = fn(0)
+    counts = (new == T).sum(1)
+    assert counts.min() == 0 and counts.max() == 3  # some rows stay plain
+    for r in range(40):
+        row = new[r, : new_lengths[r]]
+        assert row[row != T].numel() == int(new_lengths[r] - counts[r])
+    with pytest.raises(ValueError, match="n_thoughts"):
+        warmup_batch_fn(tokens, lengths, 4, -1, T, PAD)
+
+
+def test_insert_random_thoughts_accepts_one_count_per_row():
+    tokens, lengths = rows(3, 8)
+    new, _ = insert_random_thoughts(tokens, lengths, torch.tensor([0, 2, 1]), T, PAD, torch.Generator().manual_seed(0))
+    assert (new == T).sum(1).tolist() == [0, 2, 1]
+    with pytest.raises(ValueError, match="counts"):
+        insert_random_thoughts(tokens, lengths, torch.tensor([0, 2]), T, PAD)
+
+
+def test_survivors_only_keep_thoughts_that_helped():
+    model = tiny_model(1)
+    tokens, lengths = rows(12, 9, seed=2)
+    new, new_lengths, histories = collect_survivors(model, tokens, lengths, T, PAD, n_rounds=3, chunk=5)
+    assert new.shape[0] == 12 and len(histories) == 3 and len(histories[0]) == 3
+    base = start_batch(model, tokens, lengths, T, PAD).text_ll()
+    after = start_batch(model, new, new_lengths, T, PAD).text_ll()
+    assert (after >= base - 1e-4).all()  # min_score=0: every kept thought raised the likelihood
+    assert (new == T).sum() > 0
+    for r in range(12):
+        row = new[r, : new_lengths[r]]
+        assert row[row != T].tolist() == tokens[r, : lengths[r]].tolist()
+    with pytest.raises(ValueError, match="chunk"):
+        collect_survivors(model, tokens, lengths, T, PAD, 1, chunk=0)
+
+
+def test_evaluate_nll_scores_the_same_tokens_with_and_without_thoughts():
+    model = tiny_model(2, thought_bias=5.0)
+    tokens, lengths = rows(6, 8, seed=4)
+    plain = evaluate_nll(model, tokens, lengths, T, PAD, batch_size=4)
+    with torch.no_grad():
+        lp = text_log_probs(model(tokens), tokens, T)
+    mask = (torch.arange(8)[None] >= 1) & (torch.arange(8)[None] < lengths[:, None])
+    assert plain["nll"] == pytest.approx(-(lp * mask).sum().item() / mask.sum().item(), abs=1e-5)
+    assert plain["thoughts_per_row"] == 0 and plain["n_scored"] == mask.sum().item()
+    shy = tiny_model(2, thought_bias=-100.0)  # never ranks the thought first: the walk inserts nothing
+    walked = evaluate_nll(shy, tokens, lengths, T, PAD, budget=3, max_rank=0, batch_size=4)
+    assert walked["thoughts_per_row"] == 0  # ... and agrees with the one-forward shortcut used for budget 0
+    assert walked["nll"] == pytest.approx(evaluate_nll(shy, tokens, lengths, T, PAD)["nll"], abs=1e-4)
+    thinking = evaluate_nll(model, tokens, lengths, T, PAD, budget=3, max_rank=3, batch_size=4)
+    assert thinking["n_scored"] == plain["n_scored"] and thinking["thoughts_per_row"] > 0
+    assert thinking["nll"] != pytest.approx(plain["nll"])
+    last = torch.zeros_like(mask)
+    last[torch.arange(6), lengths - 1] = True  # score only each row's last token
+    one = evaluate_nll(model, tokens, lengths, T, PAD, score_mask=last)
+    assert one["n_scored"] == 6
+    with pytest.raises(ValueError, match="first token"):
+        evaluate_nll(model, tokens, lengths, T, PAD, score_mask=torch.ones_like(mask))
+    with pytest.raises(ValueError, match="score_mask"):
+        evaluate_nll(model, tokens, lengths, T, PAD, score_mask=mask[:, :3])
+
+
+def test_digit_sum_task():
+    tokens, lengths, mask = digit_sum_task(50, n_digits=3, seed=1)
+    assert tokens.shape == (50, 5) and (lengths == 5).all()
+    assert (tokens[:, 3] == 10).all()
+    assert torch.equal(tokens[:, 4], tokens[:, :3].sum(1) % 10)
+    assert mask[:, 4].all() and mask.sum() == 50
+    assert torch.equal(digit_sum_task(5, seed=2)[0], digit_sum_task(5, seed=2)[0])
+    with pytest.raises(ValueError):
+        digit_sum_task(0)
+    with pytest.raises(ValueError, match="equals_id"):
+        digit_sum_task(3, equals_id=4)
+    with pytest.raises(ValueError, match="modulus"):
+        digit_sum_task(3, modulus=11)
+    small, _, _ = digit_sum_task(200, n_digits=3, n_values=4, modulus=4)
+    assert small[:, :3].max() == 3 and torch.equal(small[:, 4], small[:, :3].sum(1) % 4)
+    with pytest.raises(ValueError, match="n_values"):
+        digit_sum_task(3, n_values=11)
+
+
+def test_calibrate_max_rank_hits_the_rate():
+    model = tiny_model(3)
+    tokens, lengths = rows(20, 8, seed=5)
+    with torch.no_grad():
+        ranks = thought_ranks(model(tokens), T)
+    valid = torch.arange(8)[None] < lengths[:, None] - 1
+    for rate in (0.05, 0.3, 1.0):
+        r = calibrate_max_rank(model, tokens, lengths, T, rate, batch_size=7)
+        frac = (ranks[valid] <= r).float().mean().item()
+        assert frac >= rate - 1e-6
+        if r > 0:
+            assert (ranks[valid] <= r - 1).float().mean().item() < rate  # the smallest such rank
+    with pytest.raises(ValueError, match="rate"):
+        calibrate_max_rank(model, tokens, lengths, T, 0.0)
