@@ -78,6 +78,17 @@ def filler_logits(model: GPT, tokens: Tensor, kind: FillerKind | None, filler_id
     return unrolled_forward(model, tokens, filler_id, exact if depth is None else depth).logits
 
 
+def validation_windows(data: Int[Tensor, " n_tokens"], n_real: int, max_windows: int) -> Int[Tensor, "n n_real"]:
+    """Consecutive windows of ``n_real`` tokens overlapping by one (each window's first token is
+    context only), at most ``max_windows``: the held-out rows every text method is scored on."""
+    if data.ndim != 1 or len(data) < n_real or n_real < 2:
+        raise ValueError(f"data must be a 1-D tensor with at least n_real = {n_real} >= 2 tokens")
+    if max_windows <= 0:
+        raise ValueError(f"max_windows must be positive, got {max_windows}")
+    starts = list(range(0, len(data) - n_real + 1, n_real - 1))[:max_windows]
+    return torch.stack([data[s : s + n_real] for s in starts])
+
+
 @torch.no_grad()
 def evaluate_text_nll(
     model: GPT,
@@ -92,15 +103,13 @@ def evaluate_text_nll(
 ) -> float:
     """Mean nats per real token over consecutive windows of ``data`` (each window's first token is
     context only), fillers inserted as in training, special logits masked. Dense models run exactly."""
-    if data.ndim != 1 or len(data) < n_real:
-        raise ValueError(f"data must be a 1-D tensor with at least n_real = {n_real} tokens")
     device = next(model.parameters()).device
-    starts = list(range(0, len(data) - n_real + 1, n_real - 1))[:max_windows]
+    all_windows = validation_windows(data, n_real, max_windows)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(starts), batch_size):
-        windows = torch.stack([data[s : s + n_real] for s in starts[i : i + batch_size]]).to(device)
+    for i in range(0, len(all_windows), batch_size):
+        windows = all_windows[i : i + batch_size].to(device)
         if kind is None:
             tokens, targets = windows, torch.cat([windows[:, 1:], torch.full_like(windows[:, :1], -100)], dim=1)
         else:

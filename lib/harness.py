@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -53,7 +52,7 @@ TASK_INFO: dict[str, TaskInfo] = {
 
 @dataclass(frozen=True)
 class Size:
-    """How big every run is. ``small`` fits the notebook on a 2-core CPU; ``full`` wants a GPU."""
+    """How big every run is. ``small`` fits notebook 08 on a 2-core CPU; ``full`` wants a GPU."""
 
     name: str
     seeds: tuple[int, ...]
@@ -61,17 +60,17 @@ class Size:
     text_batch: int
     text_window: int  # real tokens per window
     text_d_model: int
-    text_layers: int
+    text_layers: int  # GPT blocks (the encoder-decoder splits them in half)
     text_every: int  # one filler after this many real tokens
     text_val_windows: int
     pointer_steps: int
     path_steps: int
 
 
-SMALL = Size("small", (0, 1, 2), text_steps=120, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
-             text_every=8, text_val_windows=48, pointer_steps=300, path_steps=400)
+SMALL = Size("small", (0, 1, 2), text_steps=100, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
+             text_every=8, text_val_windows=32, pointer_steps=300, path_steps=400)
 FULL = Size("full", (0, 1, 2, 3, 4), text_steps=2000, text_batch=32, text_window=96, text_d_model=128, text_layers=4,
-            text_every=8, text_val_windows=400, pointer_steps=1000, path_steps=3000)
+            text_every=8, text_val_windows=400, pointer_steps=1000, path_steps=4000)
 
 
 @dataclass
@@ -88,79 +87,233 @@ class CellResult:
     extra: dict = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- Tiny Shakespeare
-def _text_model_config(size: Size):
-    from lib.model import GPTConfig
+THOUGHT_BUDGET = 2  # thoughts a model may place per row at evaluation
+PLANNING = dict(lam=1.0, kind="cosine")  # notebook 07's best arm
 
+
+def _thinker_eval_rank(model, tokens, lengths, thought_id: int, thoughts_per_row: float) -> int:
+    """The rank threshold at which the trained thinker places about as many thoughts as its
+    survivors had (notebook 06's calibration), chosen on training rows."""
+    from lib.thought_training import calibrate_max_rank
+
+    rate = max(thoughts_per_row / float(lengths.float().mean()), 1e-3)
+    return calibrate_max_rank(model, tokens[:512], lengths[:512], thought_id, min(rate, 1.0))
+
+
+# --------------------------------------------------------------------------- Tiny Shakespeare
+def text_encdec_config(size: Size):
+    """The encoder-decoder of the text task; every GPT method gets at least its parameter count."""
+    from lib.encdec import EncDecConfig
+
+    d = size.text_d_model
     n_ctx = size.text_window + (size.text_window - 1) // size.text_every
-    return GPTConfig(d_vocab=2048, n_ctx=n_ctx, d_model=size.text_d_model, n_layers=size.text_layers,
-                     n_heads=4, d_head=size.text_d_model // 4, d_mlp=4 * size.text_d_model)
+    return EncDecConfig(d_vocab=2048, n_ctx=n_ctx, d_model=d, n_enc_layers=size.text_layers // 2,
+                        n_dec_layers=size.text_layers - size.text_layers // 2, n_heads=4, d_head=d // 4, d_mlp=4 * d)
 
 
 def run_text(method: str, seed: int, size: Size, device: torch.device | str = "cpu") -> CellResult:
-    """Train on Tiny Shakespeare with one method and return validation nats/char."""
+    """Train from scratch on Tiny Shakespeare with one method; validation nats per character."""
     from lib.data import load_tokenizer, shakespeare_corpus
-    from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss
+    from lib.encdec import EncoderDecoderGPT, gpt_matched_params, planning_loss_fn
+    from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss, validation_windows
     from lib.model import GPT
-    from lib.training import TrainConfig, lm_batch_fn, nats_per_char, train
+    from lib.thought_training import evaluate_nll, train_thinker
+    from lib.thoughts import plain_batch
+    from lib.training import TrainConfig, lm_batch_fn, nats_per_char, random_windows, train
 
-    if method not in ("baseline", "pause", "dense"):
-        raise ValueError(f"run_text handles baseline, pause and dense, got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
     start = time.perf_counter()
     tokenizer, corpus = load_tokenizer(), shakespeare_corpus()
     specials = [tokenizer.dense_id, tokenizer.thought_id]
-    kind = None if method == "baseline" else method
-    filler = tokenizer.dense_id if method == "dense" else tokenizer.thought_id
-    depth = 2  # dense: two unrolled passes in training (exact for the first two fillers of a window)
+    cfg = text_encdec_config(size)
     torch.manual_seed(seed)
-    model = GPT(_text_model_config(size)).to(device)
-    batches = lm_batch_fn(corpus.train, size.text_batch, size.text_window, seed=seed, device=device)
-
-    def loss_fn(m, windows):
-        if kind is None:
-            return m(windows, return_type="loss")
-        tokens, targets = interleave_fillers(windows, size.text_every, filler)
-        return masked_lm_loss(filler_logits(m, tokens, kind, filler, depth), targets, specials)
-
-    cfg = TrainConfig(max_steps=size.text_steps, lr=3e-3, warmup_steps=max(1, size.text_steps // 10),
-                      eval_interval=size.text_steps, progress=False)
-    train(model, batches, cfg, loss_fn=loss_fn)
-    nll = evaluate_text_nll(model, corpus.val, size.text_window, kind, size.text_every, filler, specials,
-                            max_windows=size.text_val_windows)
+    model = (EncoderDecoderGPT(cfg) if method == "planning" else GPT(gpt_matched_params(cfg))).to(device)
+    train_cfg = TrainConfig(max_steps=size.text_steps, lr=3e-3, warmup_steps=max(1, size.text_steps // 10),
+                            eval_interval=size.text_steps, progress=False)
+    extra: dict = {}
+    passes = 1.0
+    if method == "thoughts":
+        # The same windows the other methods draw, fixed in advance so episodes can run on them.
+        pool = random_windows(corpus.train, size.text_steps * size.text_batch, size.text_window,
+                              torch.Generator().manual_seed(seed), device)
+        rows, lengths = plain_batch(pool)
+        out = train_thinker(model, rows, lengths, torch.ones_like(rows, dtype=torch.bool), size.text_steps,
+                            size.text_batch, tokenizer.thought_id, tokenizer.eot_id, seed=seed)
+        max_rank = _thinker_eval_rank(model, rows, lengths, tokenizer.thought_id, out["thoughts_per_row"])
+        val_rows, val_lengths = plain_batch(validation_windows(corpus.val, size.text_window, size.text_val_windows).to(device))
+        result = evaluate_nll(model, val_rows, val_lengths, tokenizer.thought_id, tokenizer.eot_id,
+                              budget=THOUGHT_BUDGET, max_rank=max_rank)
+        nll = result["nll"]
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": result["thoughts_per_row"]}
+    else:
+        kind = None if method in ("baseline", "planning") else method
+        filler = tokenizer.dense_id if method == "dense" else tokenizer.thought_id
+        depth = 2  # dense: two unrolled passes in training (exact for the first two fillers of a window)
+        batches = lm_batch_fn(corpus.train, size.text_batch, size.text_window, seed=seed, device=device)
+        if method == "planning":
+            loss_fn = planning_loss_fn(PLANNING["lam"], 4, PLANNING["kind"])
+        else:
+            def loss_fn(m, windows):
+                if kind is None:
+                    return m(windows, return_type="loss")
+                tokens, targets = interleave_fillers(windows, size.text_every, filler)
+                return masked_lm_loss(filler_logits(m, tokens, kind, filler, depth), targets, specials)
+        train(model, batches, train_cfg, loss_fn=loss_fn)
+        nll = evaluate_text_nll(model, corpus.val, size.text_window, kind, size.text_every, filler, specials,
+                                max_windows=size.text_val_windows)
+        passes = 1.0 + (depth if method == "dense" else 0)
+    extra["nats_per_token"] = nll
     value = nats_per_char(nll, len(corpus.val), corpus.val_chars)
-    passes = 1 + (depth if method == "dense" else 0)
-    return CellResult("shakespeare", method, seed, value, model.n_params(), passes, time.perf_counter() - start,
-                      {"nats_per_token": nll})
+    return CellResult("shakespeare", method, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
 
 
 # --------------------------------------------------------------------------- pointer chasing
-POINTER_METHOD = {"baseline": "none", "pause": "pause", "dense": "dense-2"}
+POINTER_FILLER = {"baseline": "none", "pause": "pause", "dense": "dense-2"}
+POINTER_ENCDEC_WIDTH = 40  # the widest 1 + 1 encoder-decoder with no more parameters than the 1-layer GPT
 
 
 def run_pointer(method: str, seed: int, size: Size, device: torch.device | str = "cpu") -> CellResult:
-    """Notebook 05's task and model (one layer): mean answer accuracy over 1-3 hops."""
-    from lib.pointer_task import PointerSpec, parse_method, train_pointer_model
+    """Notebook 05's task and 1-layer model: mean answer accuracy over 1-3 hops."""
+    from lib.encdec import EncDecConfig, EncoderDecoderGPT, planning_loss_fn
+    from lib.model import GPT
+    from lib.pointer_task import (
+        PointerSpec, evaluate_pointer, parse_method, pointer_model_config, sample_pointer_batch, train_pointer_model,
+    )
+    from lib.thought_training import generate_with_thoughts, train_thinker
+    from lib.training import TrainConfig, train
 
-    if method not in POINTER_METHOD:
-        raise ValueError(f"run_pointer handles {tuple(POINTER_METHOD)}, got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
     start = time.perf_counter()
-    run = train_pointer_model(POINTER_METHOD[method], seed, PointerSpec(), steps=size.pointer_steps, device=device)
-    _, depth = parse_method(POINTER_METHOD[method])
-    return CellResult("pointer", method, seed, run.mean_accuracy, run.model.n_params(), 1 + depth,
-                      time.perf_counter() - start, {"by_hops": run.accuracy})
+    spec, batch = PointerSpec(), 64
+    extra: dict = {}
+    if method in POINTER_FILLER:
+        run = train_pointer_model(POINTER_FILLER[method], seed, spec, steps=size.pointer_steps, batch_size=batch, device=device)
+        _, depth = parse_method(POINTER_FILLER[method])
+        model, accuracy, passes = run.model, run.accuracy, 1.0 + depth
+    elif method == "planning":
+        d = POINTER_ENCDEC_WIDTH
+        cfg = EncDecConfig(d_vocab=spec.vocab_size, n_ctx=spec.seq_len("dense"), d_model=d, n_enc_layers=1,
+                           n_dec_layers=1, n_heads=4, d_head=d // 4, d_mlp=4 * d)
+        torch.manual_seed(seed)
+        model = EncoderDecoderGPT(cfg).to(device)
+        gen = torch.Generator().manual_seed(seed)
+        train(model, lambda step: sample_pointer_batch(spec, batch, gen, "none").to(device),
+              TrainConfig(max_steps=size.pointer_steps, lr=3e-3, warmup_steps=min(20, size.pointer_steps // 10),
+                          eval_interval=size.pointer_steps, progress=False),
+              loss_fn=planning_loss_fn(PLANNING["lam"], 2, PLANNING["kind"]))
+        accuracy, passes = evaluate_pointer(model, spec, "none"), 1.0
+    else:  # thoughts: the pause token plays <|thought|>, placed by the model itself
+        torch.manual_seed(seed)
+        model = GPT(pointer_model_config(spec)).to(device)
+        pool = sample_pointer_batch(spec, size.pointer_steps * batch, torch.Generator().manual_seed(seed), "none").to(device)
+        lengths = torch.full((pool.tokens.shape[0],), pool.tokens.shape[1], device=device)
+        answer_only = pool.targets.roll(1, dims=1) != -100  # the answer token, by original position
+        out = train_thinker(model, pool.tokens, lengths, answer_only, size.pointer_steps, batch, spec.pause_id,
+                            spec.pad_id, seed=seed)
+        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, spec.pause_id, out["thoughts_per_row"])
+        accuracy, used = {}, []
+        for hops in range(1, spec.max_hops + 1):  # the same questions as evaluate_pointer
+            test = sample_pointer_batch(spec, 600, torch.Generator().manual_seed(1234 + hops), "none", hops).to(device)
+            answers, n_thoughts = generate_with_thoughts(model, test.tokens[:, : spec.n_nodes + 3], 1, spec.pause_id,
+                                                         max_rank, THOUGHT_BUDGET)
+            accuracy[hops] = (answers[:, 0] == test.answers).float().mean().item()
+            used.append(n_thoughts.float().mean().item())
+        passes = 1.0
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": sum(used) / len(used)}
+    value = sum(accuracy.values()) / len(accuracy)
+    extra["by_hops"] = accuracy
+    return CellResult("pointer", method, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
+
+
+# --------------------------------------------------------------------------- path-star
+def path_star_setup():
+    """Notebook 07's path-star size, its vocabulary extended by three ids (pause, dense, thought)
+    so that every method has the same embedding table."""
+    from lib.encdec import EncDecConfig
+    from lib.path_star import PathStarSpec
+
+    spec = PathStarSpec(degree=2, path_len=4, n_nodes=7)
+    fillers = spec.path_len - 1
+    ids = {"pause": spec.vocab_size, "dense": spec.vocab_size + 1, "thought": spec.vocab_size + 2}
+    cfg = EncDecConfig(d_vocab=spec.vocab_size + 3, n_ctx=spec.seq_len + fillers, d_model=32, n_enc_layers=1,
+                       n_dec_layers=1, n_heads=2, d_head=16, d_mlp=32)
+    return spec, fillers, ids, cfg
+
+
+def with_fillers(batch, k: int, filler_id: int):
+    """Path-star rows with ``k`` filler tokens between the ANSWER marker and the path; the targets move along."""
+    from lib.path_star import PathStarBatch
+
+    p = batch.spec.prompt_len
+    rows = batch.tokens.shape[0]
+    fill = torch.full((rows, k), filler_id, dtype=batch.tokens.dtype, device=batch.tokens.device)
+    tokens = torch.cat([batch.tokens[:, :p], fill, batch.tokens[:, p:]], dim=1)
+    targets = torch.full_like(tokens, -100)
+    targets[:, p - 1 + k : -1] = batch.answers.to(tokens.device)
+    return PathStarBatch(tokens, targets, batch.answers, batch.spec, batch.reverse)
+
+
+def run_path_star(method: str, seed: int, size: Size, device: torch.device | str = "cpu", reverse: bool = False) -> CellResult:
+    """Path-star in forward order (``reverse=True``: the reversed reference): whole-path accuracy
+    of greedy decoding on 600 fresh graphs."""
+    from lib.dense import generate_with_dense, unrolled_forward
+    from lib.encdec import EncoderDecoderGPT, gpt_matched_params, planning_loss_fn
+    from lib.model import GPT
+    from lib.path_star import greedy_answers, path_accuracy, sample_path_star
+    from lib.thought_training import generate_with_thoughts, train_thinker
+    from lib.training import TrainConfig, train
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    start = time.perf_counter()
+    spec, k, ids, cfg = path_star_setup()
+    torch.manual_seed(seed)
+    model = (EncoderDecoderGPT(cfg) if method == "planning" else GPT(gpt_matched_params(cfg))).to(device)
+    gen = torch.Generator().manual_seed(1000 + seed)
+    train_cfg = TrainConfig(max_steps=size.path_steps, lr=3e-3, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
+                            eval_interval=size.path_steps, progress=False)
+    test = sample_path_star(spec, 600, torch.Generator().manual_seed(99), reverse=reverse).to(device)
+    n_fill = k if method in ("pause", "dense") else 0
+    extra: dict = {}
+    passes = 1.0 + (k if method == "dense" else 0)
+    if method == "thoughts":
+        pool = sample_path_star(spec, size.path_steps * 64, gen, reverse=reverse).to(device)
+        lengths = torch.full((pool.tokens.shape[0],), spec.seq_len, device=device)
+        answer = pool.targets.roll(1, dims=1) != -100
+        out = train_thinker(model, pool.tokens, lengths, answer, size.path_steps, 64, ids["thought"], ids["pause"], seed=seed)
+        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, ids["thought"], out["thoughts_per_row"])
+        predicted, used = generate_with_thoughts(model, test.tokens[:, : spec.prompt_len], spec.path_len, ids["thought"],
+                                                 max_rank, THOUGHT_BUDGET)
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": used.float().mean().item()}
+    else:
+        filler = ids["dense"] if method == "dense" else ids["pause"]
+
+        def batch_fn(step):
+            b = sample_path_star(spec, 64, gen, reverse=reverse).to(device)
+            return with_fillers(b, n_fill, filler) if n_fill else b
+
+        if method == "planning":
+            loss_fn = planning_loss_fn(PLANNING["lam"], spec.path_len, PLANNING["kind"])
+        elif method == "dense":
+            loss_fn = lambda m, b: GPT.loss(unrolled_forward(m, b.tokens, filler, k).logits, targets=b.targets)
+        else:
+            loss_fn = lambda m, b: m(b.tokens, return_type="loss", targets=b.targets)
+        train(model, batch_fn, train_cfg, loss_fn=loss_fn)
+        if n_fill:
+            prompt = with_fillers(test, n_fill, filler).tokens[:, : spec.prompt_len + n_fill]
+            out, _ = generate_with_dense(model, prompt, spec.path_len, ids["dense"])  # pause rows carry no dense id
+            predicted = out[:, prompt.shape[1]:]
+        else:
+            predicted = greedy_answers(model, test, use_kv_cache=False)
+    value = path_accuracy(predicted.to(test.answers.device), test)
+    name = "reference: reversed" if reverse else method
+    return CellResult("path_star", name, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
 
 
 # --------------------------------------------------------------------------- the harness
-RUNNERS: dict[str, Callable[..., CellResult]] = {"shakespeare": run_text, "pointer": run_pointer}
-
-
-def supported(task: str, method: str) -> bool:
-    """Whether this harness can run ``method`` on ``task``."""
-    return task in RUNNERS and method in _methods_of(task)
-
-
-def _methods_of(task: str) -> tuple[str, ...]:
-    return {"shakespeare": ("baseline", "pause", "dense"), "pointer": tuple(POINTER_METHOD)}.get(task, ())
+RUNNERS: dict[str, Callable[..., CellResult]] = {"shakespeare": run_text, "pointer": run_pointer, "path_star": run_path_star}
 
 
 def run_harness(
@@ -169,8 +322,10 @@ def run_harness(
     methods: tuple[str, ...] = METHODS,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    references: bool = True,
 ) -> list[CellResult]:
-    """Every supported (task, method) pair over ``size.seeds``."""
+    """Every (task, method) pair over ``size.seeds``; with ``references``, path-star also runs
+    the baseline on the reversed order (the task is learnable when the answer is reversed)."""
     from tqdm import tqdm
 
     for task in tasks:
@@ -179,10 +334,13 @@ def run_harness(
     for method in methods:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
-    jobs = [(t, m, s) for t in tasks for m in methods if supported(t, m) for s in size.seeds]
+    jobs = [(t, m, s, False) for t in tasks for m in methods for s in size.seeds]
+    if references and "path_star" in tasks:
+        jobs += [("path_star", "baseline", s, True) for s in size.seeds]
     results = []
-    for task, method, seed in tqdm(jobs, desc="harness", disable=not progress):
-        results.append(RUNNERS[task](method, seed, size, device))
+    for task, method, seed, reverse in tqdm(jobs, desc="harness", disable=not progress):
+        kwargs = {"reverse": True} if reverse else {}
+        results.append(RUNNERS[task](method, seed, size, device, **kwargs))
     return results
 
 
@@ -218,7 +376,7 @@ def summarize(results: list[CellResult]) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for task in TASKS:
         base = values(results, task, "baseline")
-        for method in METHODS:
+        for method in METHODS + ("reference: reversed",):
             v = values(results, task, method)
             if not v:
                 continue
@@ -228,7 +386,7 @@ def summarize(results: list[CellResult]) -> dict[str, dict[str, dict]]:
             out.setdefault(task, {})[method] = {
                 "mean": mean, "sd": sd, "n": len(v), "values": v,
                 "n_params": cell[0].n_params, "forward_passes_per_step": cell[0].forward_passes_per_step,
-                "verdict": "reference" if method == "baseline" or len(base) < 2 or len(v) < 2
+                "verdict": "reference" if method not in METHODS or method == "baseline" or len(base) < 2 or len(v) < 2
                 else verdict(base, v, info.higher_is_better, info.min_effect),
             }
     return out

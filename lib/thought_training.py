@@ -32,6 +32,7 @@ from lib.model import GPT
 from lib.thoughts import (
     _check_batch,
     _check_id,
+    _check_int_tensor,
     fast_forward,
     insert_random_thoughts,
     original_index,
@@ -235,11 +236,148 @@ def digit_sum_task(
     return tokens, lengths, mask
 
 
+# --------------------------------------------------------------------------- one budget, any task
+def masked_thought_targets(
+    tokens: Int[Tensor, "batch pos"],
+    lengths: Int[Tensor, " batch"],
+    thought_id: int,
+    text_targets: Bool[Tensor, "batch orig_pos"],
+    thought_targets: bool = True,
+) -> Int[Tensor, "batch pos"]:
+    """Targets for rows with thoughts when only some original tokens are trained (a task's answer,
+    say): position t targets token t + 1 when it is a thought (if ``thought_targets``) or an
+    original token j with ``text_targets[b, j]``; -100 everywhere else. ``text_targets`` is
+    indexed by *original* position (the row before any thought), so it survives insertions."""
+    _check_batch(tokens, lengths)
+    if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.ndim != 2:
+        raise ValueError("text_targets must be a bool tensor [batch, orig_pos]")
+    if text_targets.shape[0] != tokens.shape[0]:
+        raise ValueError(f"text_targets has {text_targets.shape[0]} rows for {tokens.shape[0]} rows of tokens")
+    nxt = torch.nn.functional.pad(tokens[:, 1:].long(), (0, 1), value=-100)
+    orig_next = torch.nn.functional.pad(original_index(tokens, thought_id)[:, 1:], (0, 1), value=0)
+    wanted = text_targets.gather(1, orig_next.clamp(0, text_targets.shape[1] - 1))
+    is_thought = nxt == thought_id
+    keep = torch.where(is_thought, torch.full_like(wanted, thought_targets), wanted)
+    ar = torch.arange(tokens.shape[1], device=tokens.device)[None]
+    keep = keep & (ar < lengths[:, None] - 1)
+    return nxt.masked_fill(~keep, -100)
+
+
+def train_thinker(
+    model: GPT,
+    tokens: Int[Tensor, "n pos"],
+    lengths: Int[Tensor, " n"],
+    text_targets: Bool[Tensor, "n pos"],
+    steps: int,
+    batch_size: int,
+    thought_id: int,
+    pad_id: int,
+    seed: int = 0,
+    lr: float = 3e-3,
+    warmup_thoughts: int = 2,
+    n_rounds: int = 2,
+    rule: str = "rank",
+    progress: bool = False,
+) -> dict:
+    """Notebook 06's recipe inside one budget of ``steps`` optimizer steps (one schedule), on
+    ``steps * batch_size`` rows used once each, in order, like a baseline drawing fresh data: the
+    first half of the steps trains on rows with 0..``warmup_thoughts`` random thoughts (read, not
+    predicted); at the half-way step, episodes on the second half's rows keep the thoughts that
+    raised the text log-likelihood (:func:`collect_survivors`); the second half trains on those
+    survivors with the thoughts as targets, so the model learns where to think. Only
+    ``text_targets`` (by original position) are trained among the text tokens. Returns the
+    survivors' thoughts per row and the training history."""
+    from lib.training import TrainConfig, train
+
+    _check_batch(tokens, lengths)
+    if text_targets.shape != tokens.shape:
+        raise ValueError(f"text_targets must have the shape of tokens {tuple(tokens.shape)}")
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    if tokens.shape[0] < steps * batch_size:
+        raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
+    gen = torch.Generator().manual_seed(seed)
+    half = steps // 2
+    second = slice(half * batch_size, steps * batch_size)
+    state: dict = {"survivors": None}
+
+    def batch_fn(step: int):
+        if step < half:
+            idx = slice(step * batch_size, (step + 1) * batch_size)
+            counts = torch.randint(0, warmup_thoughts + 1, (batch_size,), generator=gen)
+            rows, lens = insert_random_thoughts(tokens[idx], lengths[idx], counts, thought_id, pad_id, gen)
+            return rows, lens, text_targets[idx], False
+        if state["survivors"] is None:  # the switch: episodes with the warmed-up model
+            sv_tokens, sv_lengths, _ = collect_survivors(model, tokens[second], lengths[second], thought_id, pad_id,
+                                                         n_rounds, rule, seed=seed)
+            state["survivors"] = (sv_tokens, sv_lengths)
+            state["thoughts_per_row"] = float((sv_tokens == thought_id).sum()) / sv_tokens.shape[0]
+        sv_tokens, sv_lengths = state["survivors"]
+        idx = slice((step - half) * batch_size, (step - half + 1) * batch_size)
+        rows, lens = sv_tokens[idx], sv_lengths[idx]
+        return rows[:, : int(lens.max())], lens, text_targets[second][idx], True
+
+    def loss_fn(m, batch) -> Tensor:
+        rows, lens, wanted, with_thoughts = batch
+        return GPT.loss(m(rows), targets=masked_thought_targets(rows, lens, thought_id, wanted, with_thoughts))
+
+    cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), eval_interval=steps, progress=progress)
+    history = train(model, batch_fn, cfg, loss_fn=loss_fn)
+    return {"thoughts_per_row": state.get("thoughts_per_row", 0.0), "history": history}
+
+
+@torch.no_grad()
+def generate_with_thoughts(
+    model: GPT, prompt: Int[Tensor, "batch pos"], n_answer: int, thought_id: int, max_rank: int = 0, budget: int = 2
+) -> tuple[Int[Tensor, "batch n_answer"], Tensor]:
+    """Read the prompt and answer greedily, thinking where the model wants to: before each prompt
+    token after the first, and before each answer token, a row inserts ``<|thought|>`` when the
+    model ranks it ``<= max_rank`` and the row has budget left (as :func:`lib.thoughts.fast_forward`
+    does on text); otherwise it feeds its next prompt token, or writes its best non-thought token.
+    Every row advances one position per step. Returns the ``n_answer`` answer tokens of each row
+    (thoughts stripped) and how many thoughts each row placed."""
+    _check_int_tensor(prompt, "prompt", 2)
+    if not isinstance(n_answer, int) or n_answer <= 0 or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"n_answer must be a positive int and budget a non-negative int, got {n_answer!r}, {budget!r}")
+    rows, P = prompt.shape
+    if P + n_answer + budget > model.cfg.n_ctx:
+        raise ValueError(f"prompt + answer + budget = {P + n_answer + budget} exceeds n_ctx = {model.cfg.n_ctx}")
+    was_training = model.training
+    model.eval()
+    device = prompt.device
+    r = torch.arange(rows, device=device)
+    tokens = prompt[:, :1]
+    next_prompt = torch.ones(rows, dtype=torch.long, device=device)  # index of the next prompt token to feed
+    used = torch.zeros(rows, dtype=torch.long, device=device)
+    written = torch.zeros(rows, dtype=torch.long, device=device)
+    answers = torch.full((rows, n_answer), -1, dtype=torch.long, device=device)
+    thought = torch.tensor([thought_id], device=device)
+    for _ in range(P - 1 + n_answer + budget):
+        logits = model(tokens)[:, -1]
+        rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
+        think = (rank <= max_rank) & (used < budget) & (written < n_answer)
+        in_prompt = next_prompt < P
+        best = logits.index_fill(-1, thought, float("-inf")).argmax(-1)
+        feed = torch.where(in_prompt, prompt[r, next_prompt.clamp(max=P - 1)], best)
+        nxt = torch.where(think, torch.full_like(best, thought_id), feed)
+        writing = ~think & ~in_prompt & (written < n_answer)
+        w = writing.nonzero().flatten()
+        answers[w, written[w]] = best[w]
+        written += writing.long()
+        next_prompt += (~think & in_prompt).long()
+        used += think.long()
+        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+    model.train(was_training)
+    return answers, used
+
 __all__ = [
     "calibrate_max_rank",
     "collect_survivors",
     "digit_sum_task",
     "evaluate_nll",
+    "generate_with_thoughts",
+    "masked_thought_targets",
+    "train_thinker",
     "rows_batch_fn",
     "thought_loss",
     "warmup_batch_fn",

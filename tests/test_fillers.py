@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss
+from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss, validation_windows
 from lib.model import GPT, GPTConfig
 
 F_ID = 9
@@ -75,3 +75,14 @@ def test_filler_logits_and_evaluation():
         assert 0 < value < 10 and value != pytest.approx(plain)
     with pytest.raises(ValueError):
         evaluate_text_nll(model, data[:5], 9, None, 3, F_ID)
+
+
+def test_validation_windows_overlap_by_one():
+    data = torch.arange(20)
+    w = validation_windows(data, 5, max_windows=3)
+    assert w.tolist() == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9, 10, 11, 12]]
+    assert len(validation_windows(data, 5, max_windows=100)) == 4
+    with pytest.raises(ValueError):
+        validation_windows(data, 30, 3)
+    with pytest.raises(ValueError):
+        validation_windows(data, 5, 0)

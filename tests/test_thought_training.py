@@ -155,3 +155,76 @@ def test_calibrate_max_rank_hits_the_rate():
             assert (ranks[valid] <= r - 1).float().mean().item() < rate  # the smallest such rank
     with pytest.raises(ValueError, match="rate"):
         calibrate_max_rank(model, tokens, lengths, T, 0.0)
+
+
+# --------------------------------------------------------------------------- the task-agnostic recipe
+def test_masked_thought_targets_by_hand():
+    from lib.thought_training import masked_thought_targets
+
+    T, P = 9, 8
+    tokens = torch.tensor([[1, 2, T, 3, 4, P]])  # original row [1, 2, 3, 4], a thought before 3
+    lengths = torch.tensor([5])
+    only_last = torch.tensor([[False, False, False, True]])  # train the 4th original token only
+    got = masked_thought_targets(tokens, lengths, T, only_last, thought_targets=True)
+    assert got.tolist() == [[-100, T, -100, 4, -100, -100]]
+    got = masked_thought_targets(tokens, lengths, T, only_last, thought_targets=False)
+    assert got.tolist() == [[-100, -100, -100, 4, -100, -100]]
+    everything = torch.ones(1, 4, dtype=torch.bool)
+    got = masked_thought_targets(tokens, lengths, T, everything, thought_targets=True)
+    assert got.tolist() == [[2, T, 3, 4, -100, -100]]
+    with pytest.raises(ValueError):
+        masked_thought_targets(tokens, lengths, T, only_last.long())
+    with pytest.raises(ValueError):
+        masked_thought_targets(tokens, lengths, T, torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_train_thinker_runs_one_budget_and_reports_survivors():
+    from lib.thought_training import train_thinker
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+    rows = torch.randint(0, 10, (48, 6), generator=torch.Generator().manual_seed(0))
+    lengths = torch.full((48,), 6)
+    targets = torch.zeros(48, 6, dtype=torch.bool)
+    targets[:, -1] = True
+    out = train_thinker(model, rows, lengths, targets, steps=6, batch_size=8, thought_id=10, pad_id=11, seed=0)
+    assert len(out["history"].steps) > 0 and out["thoughts_per_row"] >= 0
+    with pytest.raises(ValueError):
+        train_thinker(model, rows, lengths, targets[:, :5], steps=6, batch_size=8, thought_id=10, pad_id=11)
+    with pytest.raises(ValueError):
+        train_thinker(model, rows, lengths, targets, steps=1, batch_size=8, thought_id=10, pad_id=11)
+    with pytest.raises(ValueError, match="rows"):
+        train_thinker(model, rows, lengths, targets, steps=8, batch_size=8, thought_id=10, pad_id=11)
+
+
+def test_generate_with_thoughts_thinks_then_answers():
+    from lib.thought_training import generate_with_thoughts
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)).eval()
+    prompt = torch.randint(0, 10, (4, 5), generator=torch.Generator().manual_seed(1))
+    plain, used = generate_with_thoughts(model, prompt, 2, thought_id=10, max_rank=-1, budget=2)
+    assert (used == 0).all()
+    from lib.sampling import generate
+
+    greedy = generate(model, prompt, 2, temperature=0)[:, 5:]
+    # Without thoughts (and with the thought logit masked) the answers are greedy decoding's,
+    # except where greedy would have picked the thought itself.
+    assert ((plain == greedy) | (greedy == 10)).all()
+    with torch.no_grad():
+        model.unembed.b_U[10] = 50.0  # the model now always ranks the thought first
+    answers, used = generate_with_thoughts(model, prompt, 2, thought_id=10, max_rank=0, budget=3)
+    assert (used == 3).all() and (answers != 10).all() and (answers >= 0).all()
+    # The thoughts went in while reading the prompt (the first chance), and the answers are what
+    # the model writes after the prompt with those thoughts in place.
+    with_thoughts = torch.cat([prompt[:, :1], torch.full((4, 3), 10), prompt[:, 1:]], dim=1)
+    with torch.no_grad():
+        model.unembed.b_U[10] = 0.0
+    expected, none_used = generate_with_thoughts(model, with_thoughts, 2, thought_id=10, max_rank=-1, budget=0)
+    with torch.no_grad():
+        model.unembed.b_U[10] = 50.0
+    assert torch.equal(answers, expected) and (none_used == 0).all()
+    with pytest.raises(ValueError):
+        generate_with_thoughts(model, prompt, 0, 10)
+    with pytest.raises(ValueError):
+        generate_with_thoughts(model, prompt, 5, 10, budget=5)  # past n_ctx
