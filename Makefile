@@ -10,6 +10,12 @@ STAMP := $(VENV)/.installed
 # Results are bitwise reproducible only at a fixed thread count; stored outputs were made with 2.
 export OMP_NUM_THREADS := 2
 export MKL_NUM_THREADS := 2
+# Stored outputs are bitwise reproducible only on the same CPU code path: pin the vector kernels of
+# PyTorch, MKL and oneDNN to AVX2 so that an AVX-512 machine computes what an AVX2 machine did
+# (measured: unpinned, notebook 04's losses moved in the third decimal between two such machines).
+export ATEN_CPU_CAPABILITY := avx2
+export MKL_CBWR := AVX2
+export ONEDNN_MAX_CPU_ISA := AVX2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

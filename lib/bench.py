@@ -150,6 +150,10 @@ def run_notebook_check(notebook: Path | str, timeout_s: float = NOTEBOOK_TIMEOUT
     # Stored outputs are bitwise reproducible only at 2 threads (the Makefile exports the same).
     env.setdefault("OMP_NUM_THREADS", "2")
     env.setdefault("MKL_NUM_THREADS", "2")
+    # ...and only on the same CPU code path (see the Makefile).
+    env.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+    env.setdefault("MKL_CBWR", "AVX2")
+    env.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
     start = time.perf_counter()
     # cwd is the repository so that nbval_sanitize.cfg and conftest.py (skipped output types) apply;
     # a session of its own lets a timeout kill pytest and everything it started.

@@ -53,6 +53,9 @@ from lib.model import (
     PosEmbed,
     TransformerBlock,
     Unembed,
+    check_token_ids,
+    count_params,
+    init_gpt2_weights,
 )
 
 EncDecReturnType = Literal["logits", "loss", "both", "final_resid", "planning", None]
@@ -229,36 +232,14 @@ class EncoderDecoderGPT(HookedRootModule):
         self.init_weights()
         self.setup()
 
-    @torch.no_grad()
     def init_weights(self) -> None:
-        """GPT-2's init, as :meth:`lib.model.GPT.init_weights`: N(0, init_std) matrices, zero
-        biases, unit LayerNorm gains, residual-writing projections scaled by 1/sqrt(2 n_layers)."""
-        std = self.cfg.init_std
-        for name, p in self.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf == "w":
-                p.fill_(1.0)
-            elif leaf == "b" or leaf.startswith("b_"):
-                p.zero_()
-            elif leaf in ("W_O", "W_out"):
-                p.normal_(0.0, std / math.sqrt(2 * self.cfg.n_layers))
-            else:
-                p.normal_(0.0, std)
+        """GPT-2's init, as :meth:`lib.model.GPT.init_weights` (:func:`lib.model.init_gpt2_weights`)."""
+        init_gpt2_weights(self, self.cfg.init_std, self.cfg.n_layers)
 
     def _check_tokens(self, tokens: Tensor, offset: int) -> tuple[int, int]:
-        if not isinstance(tokens, Tensor):
-            raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
-        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
-        if tokens.ndim != 2:
-            raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-        batch, pos = tokens.shape
+        batch, pos = check_token_ids(tokens, self.cfg.d_vocab)
         if pos == 0:
             raise ValueError("the sequence is empty (pos = 0)")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.cfg.d_vocab):
-            raise ValueError(
-                f"token ids must lie in [0, {self.cfg.d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}"
-            )
         if offset + pos > self.cfg.n_ctx:
             raise ValueError(f"sequence of {offset + pos} positions exceeds n_ctx = {self.cfg.n_ctx}")
         return batch, pos
@@ -307,8 +288,7 @@ class EncoderDecoderGPT(HookedRootModule):
 
     def n_params(self, include_embeddings: bool = True) -> int:
         """Number of parameters (optionally without the embedding/unembedding/position tables)."""
-        skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
-        return sum(p.numel() for n, p in self.named_parameters() if n not in skip)
+        return count_params(self, include_embeddings)
 
 
 # --------------------------------------------------------------------------- fair baselines

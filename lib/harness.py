@@ -65,10 +65,11 @@ class Size:
     text_val_windows: int
     pointer_steps: int
     path_steps: int
+    path_lr: float = 3e-3
 
 
-SMALL = Size("small", (0, 1, 2), text_steps=100, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
-             text_every=8, text_val_windows=32, pointer_steps=300, path_steps=400)
+SMALL = Size("small", (0, 1, 2), text_steps=60, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
+             text_every=8, text_val_windows=32, pointer_steps=200, path_steps=200)
 FULL = Size("full", (0, 1, 2, 3, 4), text_steps=2000, text_batch=32, text_window=96, text_d_model=128, text_layers=4,
             text_every=8, text_val_windows=400, pointer_steps=1000, path_steps=4000)
 
@@ -235,7 +236,7 @@ def path_star_setup():
     from lib.path_star import PathStarSpec
 
     spec = PathStarSpec(degree=2, path_len=4, n_nodes=7)
-    fillers = spec.path_len - 1
+    fillers = 2  # pause / dense tokens before the path; dense at depth 2, as on the pointer task
     ids = {"pause": spec.vocab_size, "dense": spec.vocab_size + 1, "thought": spec.vocab_size + 2}
     cfg = EncDecConfig(d_vocab=spec.vocab_size + 3, n_ctx=spec.seq_len + fillers, d_model=32, n_enc_layers=1,
                        n_dec_layers=1, n_heads=2, d_head=16, d_mlp=32)
@@ -272,7 +273,7 @@ def run_path_star(method: str, seed: int, size: Size, device: torch.device | str
     torch.manual_seed(seed)
     model = (EncoderDecoderGPT(cfg) if method == "planning" else GPT(gpt_matched_params(cfg))).to(device)
     gen = torch.Generator().manual_seed(1000 + seed)
-    train_cfg = TrainConfig(max_steps=size.path_steps, lr=3e-3, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
+    train_cfg = TrainConfig(max_steps=size.path_steps, lr=size.path_lr, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
                             eval_interval=size.path_steps, progress=False)
     test = sample_path_star(spec, 600, torch.Generator().manual_seed(99), reverse=reverse).to(device)
     n_fill = k if method in ("pause", "dense") else 0
@@ -390,6 +391,29 @@ def summarize(results: list[CellResult]) -> dict[str, dict[str, dict]]:
                 else verdict(base, v, info.higher_is_better, info.min_effect),
             }
     return out
+
+
+METHOD_NAMES = {
+    "baseline": "the baseline", "pause": "pause tokens", "dense": "dense tokens", "thoughts": "learned thought insertion",
+    "planning": "the planning loss", "reference: reversed": "the baseline on reversed answers",
+}
+
+
+def verdict_sentences(summary: dict[str, dict[str, dict]]) -> list[str]:
+    """One plain sentence per (task, method) compared with the baseline, with its numbers."""
+    lines = []
+    for task, cells in summary.items():
+        base = cells.get("baseline")
+        if base is None:
+            continue
+        for method, c in cells.items():
+            if method == "baseline" or c["verdict"] == "reference":
+                continue
+            numbers = f"{c['mean']:.3f} ± {c['sd']:.3f} vs {base['mean']:.3f} ± {base['sd']:.3f} ({TASK_INFO[task].metric})"
+            what = {"better": "better than the baseline", "worse": "worse than the baseline",
+                    "no measurable effect": "no measurable effect"}[c["verdict"]]
+            lines.append(f"{task}: {METHOD_NAMES[method]}: {what}, {numbers}")
+    return lines
 
 
 def format_table(summary: dict[str, dict[str, dict]]) -> str:

@@ -71,6 +71,45 @@ class GPTConfig:
         return asdict(self)
 
 
+@torch.no_grad()
+def init_gpt2_weights(module: nn.Module, init_std: float, n_layers: int) -> None:
+    """GPT-2's init for any model built from these parts: N(0, init_std) weights, zero biases, unit
+    LayerNorm gains, and the two projections that write into the residual stream (``W_O``,
+    ``W_out``) scaled by 1/sqrt(2 n_layers) so its variance does not grow with depth."""
+    if init_std <= 0 or n_layers <= 0:
+        raise ValueError(f"init_std and n_layers must be positive, got {init_std}, {n_layers}")
+    for name, p in module.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf == "w":  # LayerNorm gain
+            p.fill_(1.0)
+        elif leaf == "b" or leaf.startswith("b_"):  # every bias
+            p.zero_()
+        elif leaf in ("W_O", "W_out"):
+            p.normal_(0.0, init_std / math.sqrt(2 * n_layers))
+        else:
+            p.normal_(0.0, init_std)
+
+
+def check_token_ids(tokens: Tensor, d_vocab: int) -> tuple[int, int]:
+    """``(batch, pos)`` of a valid ``[batch, pos]`` integer tensor of ids in ``[0, d_vocab)``;
+    raises a clear error otherwise."""
+    if not isinstance(tokens, Tensor):
+        raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= d_vocab):
+        raise ValueError(f"token ids must lie in [0, {d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}")
+    return tokens.shape[0], tokens.shape[1]
+
+
+def count_params(module: nn.Module, include_embeddings: bool = True) -> int:
+    """Number of parameters, optionally without the embedding, position and unembedding tables."""
+    skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
+    return sum(p.numel() for n, p in module.named_parameters() if n not in skip)
+
+
 class LayerNorm(nn.Module):
     """LayerNorm written out, with hooks on the scale and the normalised output."""
 
@@ -299,38 +338,16 @@ class GPT(HookedRootModule):
         self.init_weights()
         self.setup()  # HookedRootModule: names every HookPoint so hooks can find it
 
-    @torch.no_grad()
     def init_weights(self) -> None:
-        """GPT-2's init: N(0, 0.02) weights, zero biases, and the two projections that write into
-        the residual stream scaled by 1/sqrt(2 n_layers) so its variance does not grow with depth."""
-        std = self.cfg.init_std
-        for name, p in self.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf == "w":  # LayerNorm gain
-                p.fill_(1.0)
-            elif leaf == "b" or leaf.startswith("b_"):  # every bias
-                p.zero_()
-            elif leaf in ("W_O", "W_out"):
-                p.normal_(0.0, std / math.sqrt(2 * self.cfg.n_layers))
-            else:
-                p.normal_(0.0, std)
+        """GPT-2's init (:func:`init_gpt2_weights`)."""
+        init_gpt2_weights(self, self.cfg.init_std, self.cfg.n_layers)
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(self, tokens: Tensor | None, input_embeds: Tensor | None, offset: int) -> tuple[int, int]:
         if (tokens is None) == (input_embeds is None):
             raise ValueError("pass exactly one of tokens or input_embeds")
         if tokens is not None:
-            if not isinstance(tokens, Tensor):
-                raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
-            if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-                raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
-            if tokens.ndim != 2:
-                raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-            if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.cfg.d_vocab):
-                raise ValueError(
-                    f"token ids must lie in [0, {self.cfg.d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}"
-                )
-            batch, pos = tokens.shape
+            batch, pos = check_token_ids(tokens, self.cfg.d_vocab)
         else:
             if not isinstance(input_embeds, Tensor) or not input_embeds.is_floating_point():
                 raise TypeError("input_embeds must be a floating-point torch.Tensor")
@@ -419,8 +436,7 @@ class GPT(HookedRootModule):
 
     def n_params(self, include_embeddings: bool = True) -> int:
         """Number of parameters (optionally without the embedding/unembedding/position tables)."""
-        skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
-        return sum(p.numel() for n, p in self.named_parameters() if n not in skip)
+        return count_params(self, include_embeddings)
 
 
 def per_token_log_probs(

@@ -131,3 +131,16 @@ def test_course_command_runs_nbval_for_real(course_dir):
     assert out["passed"] is False and out["failed"] == ["02_bad"], proc.stderr
     assert all(0 < s < 120 for s in out["notebooks"].values())
     assert out["total_s"] == pytest.approx(sum(out["notebooks"].values()), abs=0.05)
+
+
+def test_makefile_and_course_bench_pin_the_cpu_code_path():
+    """Stored outputs are bitwise reproducible only on one CPU code path: every command that runs
+    the notebooks pins it (measured: unpinned, an AVX-512 machine moved notebook 04's losses)."""
+    import inspect
+
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    for line in ("export ATEN_CPU_CAPABILITY := avx2", "export MKL_CBWR := AVX2", "export ONEDNN_MAX_CPU_ISA := AVX2"):
+        assert line in makefile, line
+    source = inspect.getsource(bench.run_notebook_check)
+    for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"):
+        assert name in source

@@ -12,6 +12,7 @@ from lib.harness import (
     summarize,
     values,
     verdict,
+    verdict_sentences,
 )
 
 
@@ -49,6 +50,11 @@ def test_summary_and_table():
     assert cells["dense"]["verdict"] == "better" and cells["pause"]["verdict"] == "no measurable effect"
     assert cells["dense"]["mean"] == pytest.approx(0.91) and cells["dense"]["n"] == 3
     assert cells["dense"]["forward_passes_per_step"] == 3
+    sentences = verdict_sentences(summary)
+    assert sentences == [
+        "pointer: pause tokens: no measurable effect, 0.510 ± 0.020 vs 0.510 ± 0.010 (accuracy, 1-3 hops)",
+        "pointer: dense tokens: better than the baseline, 0.910 ± 0.010 vs 0.510 ± 0.010 (accuracy, 1-3 hops)",
+    ]
     table = format_table(summary)
     assert "pointer" in table and "better" in table and "higher is better" in table
 

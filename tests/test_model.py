@@ -216,3 +216,24 @@ def test_bad_config_and_return_type(model):
 def test_double_precision_works(model):
     m = model.double()
     assert m(tokens()).dtype == torch.float64
+
+
+def test_shared_helpers_init_check_and_count():
+    from lib.model import check_token_ids, count_params, init_gpt2_weights
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(**CFG))
+    torch.manual_seed(0)
+    again = GPT(GPTConfig(**CFG))
+    torch.manual_seed(0)
+    init_gpt2_weights(again, 0.02, CFG["n_layers"])  # same draws, same order as the constructor's
+    assert all(torch.equal(a, b) for a, b in zip(m.parameters(), again.parameters()))
+    assert (m.blocks[0].ln1.w == 1).all() and (m.blocks[0].attn.b_Q == 0).all()
+    assert m.blocks[0].attn.W_O.std() < m.blocks[0].attn.W_Q.std()  # residual writers are scaled down
+    with pytest.raises(ValueError):
+        init_gpt2_weights(m, 0.0, 2)
+    assert check_token_ids(tokens(2, 5), 50) == (2, 5)
+    for bad, err in [(tokens().float(), TypeError), (tokens()[0], ValueError), (tokens() + 50, ValueError), ([1, 2], TypeError)]:
+        with pytest.raises(err):
+            check_token_ids(bad, 50)
+    assert count_params(m) == m.n_params() and count_params(m, False) == m.n_params(include_embeddings=False)
