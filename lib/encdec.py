@@ -53,6 +53,7 @@ from lib.model import (
     PosEmbed,
     TransformerBlock,
     Unembed,
+    check_config_fields,
     check_token_ids,
     count_params,
     init_gpt2_weights,
@@ -79,12 +80,9 @@ class EncDecConfig:
     use_sdpa: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers", "n_heads", "d_head", "d_mlp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"EncDecConfig.{name} must be a positive int, got {value!r}")
-        if self.act_fn not in ("gelu", "gelu_new", "relu"):
-            raise ValueError(f"EncDecConfig.act_fn must be 'gelu', 'gelu_new' or 'relu', got {self.act_fn!r}")
+        check_config_fields(
+            self, ("d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers", "n_heads", "d_head", "d_mlp")
+        )
         if not self.ln_eps > 0 or not self.init_std > 0:
             raise ValueError(f"ln_eps and init_std must be positive, got {self.ln_eps}, {self.init_std}")
 

@@ -41,6 +41,19 @@ def is_hooked(*points: HookPoint) -> bool:
     return any(p._forward_hooks or p._backward_hooks or p._forward_pre_hooks for p in points)
 
 
+def check_config_fields(config: object, int_fields: tuple[str, ...]) -> None:
+    """Raise ValueError unless every named field of ``config`` is a positive int and its
+    ``act_fn`` is one the blocks implement (shared by GPTConfig and EncDecConfig)."""
+    label = type(config).__name__
+    for name in int_fields:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{label}.{name} must be a positive int, got {value!r}")
+    act_fn = getattr(config, "act_fn")
+    if act_fn not in ("gelu", "gelu_new", "relu"):
+        raise ValueError(f"{label}.act_fn must be 'gelu', 'gelu_new' or 'relu', got {act_fn!r}")
+
+
 @dataclass
 class GPTConfig:
     """Shape of the model. ``d_head * n_heads`` need not equal ``d_model`` (TransformerLens allows it)."""
@@ -60,12 +73,7 @@ class GPTConfig:
     use_sdpa: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
-        if self.act_fn not in ("gelu", "gelu_new", "relu"):
-            raise ValueError(f"GPTConfig.act_fn must be 'gelu', 'gelu_new' or 'relu', got {self.act_fn!r}")
+        check_config_fields(self, ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads", "d_head", "d_mlp"))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -237,3 +237,27 @@ def test_shared_helpers_init_check_and_count():
         with pytest.raises(err):
             check_token_ids(bad, 50)
     assert count_params(m) == m.n_params() and count_params(m, False) == m.n_params(include_embeddings=False)
+
+
+def test_check_config_fields_names_the_config_and_field():
+    from dataclasses import dataclass
+
+    from lib.encdec import EncDecConfig
+    from lib.model import check_config_fields
+
+    @dataclass
+    class Shape:
+        width: int = 4
+        act_fn: str = "relu"
+
+    check_config_fields(Shape(), ("width",))  # a valid config passes silently
+    for bad in (0, -1, 2.0, True, None):
+        with pytest.raises(ValueError, match=r"Shape\.width must be a positive int"):
+            check_config_fields(Shape(width=bad), ("width",))
+    with pytest.raises(ValueError, match=r"Shape\.act_fn"):
+        check_config_fields(Shape(act_fn="tanh"), ("width",))
+    # Both model configs use it, and say which one is wrong.
+    with pytest.raises(ValueError, match=r"GPTConfig\.n_heads"):
+        GPTConfig(n_heads=0)
+    with pytest.raises(ValueError, match=r"EncDecConfig\.n_dec_layers"):
+        EncDecConfig(n_dec_layers=0)
