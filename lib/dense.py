@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from lib.model import GPT, KVCache
+from lib.model import GPT, KVCache, per_token_log_probs
 
 Source = Literal["normed", "raw"]
 SOURCES: tuple[str, ...] = ("normed", "raw")
@@ -346,8 +346,7 @@ def continuation_loss(
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must agree")
     if not 0 <= position < tokens.shape[1] - 1:
         raise ValueError(f"position must lie in [0, {tokens.shape[1] - 1}) so that a token follows it, got {position}")
-    log_probs = logits[:, position:-1].log_softmax(dim=-1)
-    return -log_probs.gather(-1, tokens[:, position + 1 :, None]).squeeze(-1).mean(dim=1)
+    return -per_token_log_probs(logits, tokens)[:, position:].mean(dim=1)  # entry i scores token i + 1
 
 
 def token_sweep_losses(

@@ -313,7 +313,7 @@ def gpt_matched_params(cfg: EncDecConfig) -> GPTConfig:
 
 def _count_params(cls, cfg) -> int:
     with torch.device("meta"):  # no memory, no init cost
-        return sum(p.numel() for p in cls(cfg).parameters())
+        return count_params(cls(cfg))
 
 
 # --------------------------------------------------------------------------- the training loss

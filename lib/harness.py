@@ -12,10 +12,11 @@ Methods: ``baseline``; ``pause`` (fixed filler tokens, no vector); ``dense`` (th
 fed the previous hidden state, unrolled); ``thoughts`` (learned thought insertion, notebook 06);
 ``planning`` (encoder-decoder with the future loss, notebook 07).
 
-Budgets: within a task every method has the same parameter count (exactly, or within a few
-percent for the encoder-decoder, whose width is chosen to match), the same optimizer steps and
-the same real tokens per step. What differs, and is reported: forward passes per step (dense:
-depth + 1) and, for thoughts, the extra forward passes of the insertion episodes.
+Budgets: within a task every method has the same parameter count (exactly, or up to a few
+percent fewer for the encoder-decoder, whose width is chosen to fit), the same optimizer steps
+and the same real tokens per step. What differs: forward passes per step (reported; dense:
+depth + 1), the forward-only passes of the thoughts' insertion episodes (not counted), and the
+thoughts' learning-rate schedule (notebook 06's, inside :func:`lib.thought_training.train_thinker`).
 
 A verdict is "better" or "worse" only when every seed of one method beats every seed of the other
 (for 3 vs 3 seeds an exact one-sided rank test gives p = 1/20) *and* the means differ by more
@@ -94,7 +95,8 @@ PLANNING = dict(lam=1.0, kind="cosine")  # notebook 07's best arm
 
 def _thinker_eval_rank(model, tokens, lengths, thought_id: int, thoughts_per_row: float) -> int:
     """The rank threshold at which the trained thinker places about as many thoughts as its
-    survivors had (notebook 06's calibration), chosen on training rows."""
+    survivors had on training rows (notebook 06's calibration). It need not carry over to test
+    rows: notebook 08 prints both rates per task."""
     from lib.thought_training import calibrate_max_rank
 
     rate = max(thoughts_per_row / float(lengths.float().mean()), 1e-3)
@@ -107,7 +109,9 @@ def text_encdec_config(size: Size):
     from lib.encdec import EncDecConfig
 
     d = size.text_d_model
-    n_ctx = size.text_window + (size.text_window - 1) // size.text_every
+    # Room for every filler of a window, or for the thoughts (at most THOUGHT_BUDGET per row),
+    # whichever is more; one n_ctx for all methods keeps the parameter counts equal.
+    n_ctx = size.text_window + max((size.text_window - 1) // size.text_every, THOUGHT_BUDGET)
     return EncDecConfig(d_vocab=2048, n_ctx=n_ctx, d_model=d, n_enc_layers=size.text_layers // 2,
                         n_dec_layers=size.text_layers - size.text_layers // 2, n_heads=4, d_head=d // 4, d_mlp=4 * d)
 
@@ -259,8 +263,8 @@ def with_fillers(batch, k: int, filler_id: int):
 def run_path_star(method: str, seed: int, size: Size, device: torch.device | str = "cpu", reverse: bool = False) -> CellResult:
     """Path-star in forward order (``reverse=True``: the reversed reference): whole-path accuracy
     of greedy decoding on 600 fresh graphs."""
-    from lib.dense import generate_with_dense, unrolled_forward
-    from lib.encdec import EncoderDecoderGPT, gpt_matched_params, planning_loss_fn
+    from lib.dense import generate_with_dense, unrolled_loss
+    from lib.encdec import EncoderDecoderGPT, ce_loss_fn, gpt_matched_params, planning_loss_fn
     from lib.model import GPT
     from lib.path_star import greedy_answers, path_accuracy, sample_path_star
     from lib.thought_training import generate_with_thoughts, train_thinker
@@ -298,9 +302,9 @@ def run_path_star(method: str, seed: int, size: Size, device: torch.device | str
         if method == "planning":
             loss_fn = planning_loss_fn(PLANNING["lam"], spec.path_len, PLANNING["kind"])
         elif method == "dense":
-            loss_fn = lambda m, b: GPT.loss(unrolled_forward(m, b.tokens, filler, k).logits, targets=b.targets)
+            loss_fn = lambda m, b: unrolled_loss(m, b.tokens, b.targets, filler, k)
         else:
-            loss_fn = lambda m, b: m(b.tokens, return_type="loss", targets=b.targets)
+            loss_fn = ce_loss_fn
         train(model, batch_fn, train_cfg, loss_fn=loss_fn)
         if n_fill:
             prompt = with_fillers(test, n_fill, filler).tokens[:, : spec.prompt_len + n_fill]

@@ -279,7 +279,8 @@ def train_thinker(
     rule: str = "rank",
     progress: bool = False,
 ) -> dict:
-    """Notebook 06's recipe inside one budget of ``steps`` optimizer steps (one schedule), on
+    """A one-schedule variant of notebook 06's recipe, for the harness of notebook 08 (notebook 06
+    itself runs the steps separately, to show each): ``steps`` optimizer steps in all, on
     ``steps * batch_size`` rows used once each, in order, like a baseline drawing fresh data: the
     first half of the steps trains on rows with 0..``warmup_thoughts`` random thoughts (read, not
     predicted); at the half-way step, episodes on the second half's rows keep the thoughts that

@@ -449,6 +449,7 @@ class RoundResult:
     candidate: ThoughtBatch  # the rows with their new thought
     positions: Tensor  # [batch] insertion index in the previous rows, -1 where none was possible
     scores: Tensor  # [batch] text log-likelihood gain of the new thought (0 where none)
+    index_map: Tensor  # [batch, previous pos] where each previous token sits in the candidate rows
 
 
 @torch.no_grad()
@@ -482,7 +483,7 @@ def insertion_round(
     rows = torch.nonzero(positions >= 0).squeeze(1)
     tried[rows, orig[rows]] = True
     candidate = ThoughtBatch(new_tokens, new_lengths, stats, tried, batch.thought_id, batch.pad_id)
-    return RoundResult(candidate, positions, scores)
+    return RoundResult(candidate, positions, scores, index_map)
 
 
 def keep_best(

@@ -136,11 +136,33 @@ def test_course_command_runs_nbval_for_real(course_dir):
 def test_makefile_and_course_bench_pin_the_cpu_code_path():
     """Stored outputs are bitwise reproducible only on one CPU code path: every command that runs
     the notebooks pins it (measured: unpinned, an AVX-512 machine moved notebook 04's losses)."""
-    import inspect
-
     makefile = (REPO_ROOT / "Makefile").read_text()
     for line in ("export ATEN_CPU_CAPABILITY := avx2", "export MKL_CBWR := AVX2", "export ONEDNN_MAX_CPU_ISA := AVX2"):
         assert line in makefile, line
-    source = inspect.getsource(bench.run_notebook_check)
+    exported = dict(re.findall(r"^export (\w+) := (\S+)$", makefile, flags=re.M))
     for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"):
-        assert name in source
+        assert name in bench.PINNED_ENV
+    assert {k: exported[k] for k in bench.PINNED_ENV} == bench.PINNED_ENV, "lib.bench pins what the Makefile exports"
+
+
+def test_run_notebook_check_runs_nbval_with_the_pinned_environment(monkeypatch):
+    seen = {}
+
+    class FakeProcess:
+        pid, returncode = 12345, 0
+
+        def __init__(self, command, **kwargs):
+            seen.update(command=command, env=kwargs["env"], cwd=kwargs["cwd"])
+
+        def communicate(self, timeout=None):
+            return "1 passed", None
+
+    for name in bench.PINNED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a caller's own setting is kept
+    monkeypatch.setattr(bench.subprocess, "Popen", FakeProcess)
+    passed, seconds, output = bench.run_notebook_check("notebooks/01_tokenization.ipynb")
+    assert passed and seconds >= 0 and output == "1 passed"
+    assert seen["env"]["OMP_NUM_THREADS"] == "1"
+    assert all(seen["env"][k] == v for k, v in bench.PINNED_ENV.items() if k != "OMP_NUM_THREADS")
+    assert "--nbval" in seen["command"] and seen["cwd"] == REPO_ROOT

@@ -128,8 +128,9 @@ def test_cross_attention_reads_no_future_encoder_output(hooked):
     assert not torch.allclose(clean[:, 5:], perturbed[:, 5:], atol=1e-3)  # cross-attention is used
 
 
-def test_kv_cache_matches_full_forward_and_generate():
-    m, t = model(), tokens(batch=2, pos=9)
+@pytest.mark.parametrize("use_sdpa", [True, False])  # the fused and the explicit attention path
+def test_kv_cache_matches_full_forward_and_generate(use_sdpa):
+    m, t = model(use_sdpa=use_sdpa), tokens(batch=2, pos=9)
     full = m(t)
     cache = m.new_kv_cache()
     assert len(cache.layers) == CFG.n_enc_layers + 2 * CFG.n_dec_layers
@@ -221,6 +222,8 @@ def test_learnable_norms_collapse_and_fixed_norms_do_not():
     assert future_loss(enc, E, 2).item() == pytest.approx(start, rel=1e-4)  # fixed norms: no way down
     with pytest.raises(ValueError, match="d_model"):
         norms(torch.randn(1, 5, 8), torch.randn(1, 5, 8), 2)
+    with pytest.raises(ValueError, match="same shape"):
+        norms(torch.randn(1, 5, 16), torch.randn(1, 6, 16), 2)
     with pytest.raises(ValueError):
         LearnableNormFutureLoss(0)
 

@@ -484,3 +484,22 @@ def test_masked_log_probs_leave_the_logits_untouched_and_support_autograd_and_bf
     half = position_stats(logits.bfloat16(), tokens, 5)
     assert half.text_lp.dtype == torch.float32
     assert torch.allclose(half.text_lp, stats.text_lp, atol=0.05)
+
+
+def test_insertion_round_trims_the_padding_tail_to_fit_the_context():
+    # Row 0 fills n_ctx and has every gap tried (no insertion possible); row 1 is shorter. The
+    # inserted batch is one column wider than n_ctx, but that column is padding in every row.
+    model = tiny_model(0)
+    tokens, lengths = random_rows(2, TINY.n_ctx, seed=3, lengths=[TINY.n_ctx, 9])
+    batch = start_batch(model, tokens, lengths, T, PAD)
+    batch.tried[0] = True
+    result = insertion_round(model, batch, "rank")
+    assert result.positions[0] == -1 and result.positions[1] >= 1
+    assert result.candidate.tokens.shape == (2, TINY.n_ctx)
+    assert torch.equal(result.candidate.tokens[0], tokens[0])
+    assert result.candidate.lengths.tolist() == [TINY.n_ctx, 10]
+    # The index map says where each previous token went: the same map insert_tokens returns.
+    _, _, index_map = insert_tokens(tokens, lengths, result.positions, T, PAD)
+    assert torch.equal(result.index_map, index_map)
+    moved = result.candidate.tokens[1].gather(0, result.index_map[1, :9])
+    assert torch.equal(moved, tokens[1, :9])

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from lib.dense import add_dense_vectors as reference_add_dense_vectors  # the solution, kept in one place
 from lib.dense import continuation_loss, unrolled_forward
 from lib.exercises import call_learner, expect_close, report
 from lib.model import GPT, GPTConfig
@@ -21,10 +22,6 @@ def _tiny_model() -> GPT:
         for p in model.parameters():
             p.normal_(0, 0.4)
     return model.eval()
-
-
-def reference_add_dense_vectors(token_embeds, vectors, mask):
-    return token_embeds + vectors * mask[..., None].to(vectors.dtype)
 
 
 def check_add_dense_vectors(fn: Callable) -> None:
