@@ -345,6 +345,7 @@ def planning_loss_fn(
     kind: Disaffinity = "mse",
     log: PlanningLossLog | None = None,
     future_fn: Callable[[Tensor, Tensor, int, str], Tensor] | None = None,
+    scored_only: bool = False,
 ) -> Callable[[nn.Module, Any], Tensor]:
     """A ``loss_fn`` for :func:`lib.training.train`: ``cross-entropy + lam * future loss``.
 
@@ -357,6 +358,8 @@ def planning_loss_fn(
         future_fn: ``(encoder_out, E, n, kind) -> loss``; default :func:`lib.future_loss.future_loss`
             (non-affine LayerNorms). Pass e.g. a :class:`lib.future_loss.LearnableNormFutureLoss`
             to show the collapse.
+        scored_only: apply the future loss only at positions whose next token is scored
+            (``targets != -100``): where the task makes a decision. Needs batches with targets.
     """
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or math.isinf(lam):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
@@ -366,20 +369,27 @@ def planning_loss_fn(
         raise ValueError(f"kind must be 'mse' or 'cosine', got {kind!r}")
     if log is not None and not isinstance(log, PlanningLossLog):
         raise TypeError(f"log must be a PlanningLossLog, got {type(log).__name__}")
+    if not isinstance(scored_only, bool):
+        raise TypeError(f"scored_only must be a bool, got {scored_only!r}")
+    if scored_only and future_fn is not None:
+        raise ValueError("scored_only works with the default future loss only (future_fn must be None)")
     fut = future_fn if future_fn is not None else future_loss
 
     def loss_fn(model: nn.Module, batch: Any) -> Tensor:
         if not isinstance(model, EncoderDecoderGPT):
             raise TypeError(f"planning_loss_fn needs an EncoderDecoderGPT (an encoder output), got {type(model).__name__}")
         tokens, targets = _unpack_batch(batch)
+        if scored_only and targets is None:
+            raise ValueError("scored_only needs batches with targets (an object with .tokens and .targets)")
         out = model(tokens, return_type="planning")
         ce = GPT.loss(out.logits, tokens, targets)
+        where = {"positions": targets != -100} if scored_only else {}
         if lam == 0:
             with torch.no_grad():
-                future = fut(out.encoder_out, out.embeds, n, kind)
+                future = fut(out.encoder_out, out.embeds, n, kind, **where)
             total = ce
         else:
-            future = fut(out.encoder_out, out.embeds, n, kind)
+            future = fut(out.encoder_out, out.embeds, n, kind, **where)
             total = ce + lam * future
         if log is not None:
             log.append(ce, future)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 Disaffinity = Literal["mse", "cosine"]
@@ -84,9 +84,14 @@ def future_loss(
     n: int,
     kind: Disaffinity = "mse",
     eps: float = 1e-5,
+    positions: Bool[Tensor, "batch pos"] | None = None,
 ) -> Tensor:
     """The planning loss: non-affine LayerNorm on both sides, the last n positions left out,
-    and the embeddings detached so only the encoder is pulled toward the target."""
+    and the embeddings detached so only the encoder is pulled toward the target.
+
+    ``positions`` (optional) keeps only the marked positions (among the first ``pos - n``): e.g.
+    the positions whose next token is scored, so that the loss plans only where a decision is
+    made. Marked positions without a complete future are ignored; none left gives a zero loss."""
     _check_embeddings(encoder_out, "encoder_out")
     _check_embeddings(E)
     if encoder_out.shape != E.shape:
@@ -94,7 +99,15 @@ def future_loss(
     target = planning_target(E.detach(), n)
     keep = E.shape[1] - n
     d = E.shape[-1]
-    return disaffinity(F.layer_norm(encoder_out[:, :keep], (d,), eps=eps), F.layer_norm(target, (d,), eps=eps), kind)
+    a, b = F.layer_norm(encoder_out[:, :keep], (d,), eps=eps), F.layer_norm(target, (d,), eps=eps)
+    if positions is None:
+        return disaffinity(a, b, kind)
+    if not isinstance(positions, Tensor) or positions.dtype != torch.bool or positions.shape != E.shape[:2]:
+        raise ValueError(f"positions must be a bool tensor of shape {tuple(E.shape[:2])}, got {getattr(positions, 'shape', positions)}")
+    chosen = positions[:, :keep]
+    if not bool(chosen.any()):
+        return encoder_out.sum() * 0.0  # keeps the graph (and the device) without moving anything
+    return disaffinity(a[chosen], b[chosen], kind)
 
 
 class LearnableNormFutureLoss(torch.nn.Module):

@@ -1,40 +1,69 @@
-"""One harness comparing every method of the course on the same tasks and budgets.
+"""One harness comparing every method of the course on the same tasks, budgets and tuning.
 
-    python -m lib.harness                 # the small version (what notebook 08 runs on a CPU)
-    python -m lib.harness --full --device cuda --json results.json   # full size, for a GPU
+    python -m lib.harness                                    # small: what notebook 08 reruns live
+    python -m lib.harness --size medium --jobs 2 --json data/results/harness_medium.json
+    python -m lib.harness --size full --device cuda --json data/results/harness_full.json
 
-Tasks (each with one number per run):
-- ``shakespeare``: validation loss of Tiny Shakespeare, nats per character (lower is better);
-- ``pointer``: multi-hop pointer chasing (notebook 05), answer accuracy over 1-3 hops;
-- ``path_star``: the path-star graph task (notebook 07), whole-path accuracy, forward order.
+Tasks (each run gives one number, measured on a *test* split no choice was made on):
+- ``shakespeare``: Tiny Shakespeare, nats per character on the second half of the held-out text
+  (the first half is the validation split the learning rate is chosen on); lower is better;
+- ``pointer``: multi-hop pointer chasing (notebook 05), answer accuracy averaged over 1-3 hops;
+- ``path_star``: the path-star graph task (notebook 07), whole-path accuracy in forward order.
 
-Methods: ``baseline``; ``pause`` (fixed filler tokens, no vector); ``dense`` (the same places,
-fed the previous hidden state, unrolled); ``thoughts`` (learned thought insertion, notebook 06);
-``planning`` (encoder-decoder with the future loss, notebook 07).
+Methods (not every method applies to every task: :data:`TASK_METHODS`):
+``baseline``; ``pause`` (fixed filler tokens, no vector); ``dense`` (the same places fed the
+previous hidden state, unrolled to depth 2); ``looped`` (the baseline's block run 3 times, weights
+tied: the passes of ``dense`` without its vector); ``deeper`` (3 narrower layers, no more
+parameters); ``pause_deeper`` (pause tokens in that deeper model, where extra positions could
+matter); ``encdec`` (the encoder-decoder alone); ``planning`` (the encoder-decoder plus the future
+loss, notebook 07); ``planning_scored`` (the future loss only at positions whose next token is
+scored); ``thoughts`` (learned thought insertion, notebook 06's recipe, thoughts only where the
+task's fillers may go). Path-star also runs ``reversed`` (the baseline on reversed answers): a
+reference, not a method.
 
-Budgets: within a task every method has the same parameter count (exactly, or up to a few
-percent fewer for the encoder-decoder, whose width is chosen to fit), the same optimizer steps
-and the same real tokens per step. What differs: forward passes per step (reported; dense:
-depth + 1), the forward-only passes of the thoughts' insertion episodes (not counted), and the
-thoughts' learning-rate schedule (notebook 06's, inside :func:`lib.thought_training.train_thinker`).
+Budgets and tuning: within a task every method has the same parameter count (exactly, or up to a
+few percent fewer for the encoder-decoders and the deeper GPT, whose widths are the widest that
+fit), the same optimizer steps and the same real tokens per step; forward passes per step are
+reported. Every arm, the baseline included, gets the same learning-rate sweep on one seed, chosen
+on the validation split; the chosen rate then runs on every seed and is reported on the test split.
 
-A verdict is "better" or "worse" only when every seed of one method beats every seed of the other
-(for 3 vs 3 seeds an exact one-sided rank test gives p = 1/20) *and* the means differ by more
-than the task's smallest effect worth reporting; otherwise "no measurable effect".
+Verdicts come from :mod:`lib.stats` (complete separation over the seeds and a difference larger
+than the task's minimum effect and the baseline's spread; Holm-adjusted p-values beside them),
+and are given only when the task's baseline is past its reference line (:mod:`lib.references`):
+below the bigram model on text, at the 1/degree plateau on path-star, at least 0.9 on 1-hop
+pointer questions. Otherwise the table says "undertrained: no verdict".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import platform
+import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from lib.stats import compare_table, mean_and_spread, verdict  # noqa: F401  (verdict: the course's one rule)
+
 TASKS: tuple[str, ...] = ("shakespeare", "pointer", "path_star")
-METHODS: tuple[str, ...] = ("baseline", "pause", "dense", "thoughts", "planning")
+METHODS: tuple[str, ...] = (
+    "baseline", "pause", "dense", "looped", "deeper", "pause_deeper", "encdec", "planning", "planning_scored", "thoughts",
+)
+TASK_METHODS: dict[str, tuple[str, ...]] = {
+    "shakespeare": ("baseline", "pause", "dense", "encdec", "planning", "thoughts"),
+    "pointer": METHODS,
+    "path_star": ("baseline", "pause", "dense", "encdec", "planning", "planning_scored", "thoughts"),
+}
+REFERENCE_RUNS: dict[str, tuple[str, ...]] = {"path_star": ("reversed",)}  # trained references, not methods
+UNDERTRAINED = "undertrained: no verdict"
 
 
 @dataclass(frozen=True)
@@ -45,7 +74,7 @@ class TaskInfo:
 
 
 TASK_INFO: dict[str, TaskInfo] = {
-    "shakespeare": TaskInfo("validation nats/char", False, 0.01),
+    "shakespeare": TaskInfo("test nats/char", False, 0.01),
     "pointer": TaskInfo("accuracy, 1-3 hops", True, 0.02),
     "path_star": TaskInfo("path accuracy (forward order)", True, 0.02),
 }
@@ -53,54 +82,92 @@ TASK_INFO: dict[str, TaskInfo] = {
 
 @dataclass(frozen=True)
 class Size:
-    """How big every run is. ``small`` fits notebook 08 on a 2-core CPU; ``full`` wants a GPU."""
+    """How big every run is. ``small`` fits notebook 08 on a 2-core CPU, ``medium`` reaches real
+    learning on one (about an hour with ``--jobs 2``), ``full`` wants a GPU."""
 
     name: str
     seeds: tuple[int, ...]
+    lrs: tuple[float, ...]  # the learning-rate sweep every arm gets (one value: no sweep)
     text_steps: int
     text_batch: int
     text_window: int  # real tokens per window
     text_d_model: int
     text_layers: int  # GPT blocks (the encoder-decoder splits them in half)
     text_every: int  # one filler after this many real tokens
-    text_val_windows: int
+    text_val_windows: int  # validation windows (the lr is chosen on these)
+    text_test_windows: int  # test windows (reported)
     pointer_steps: int
     path_steps: int
-    path_lr: float = 3e-3
+    sweep_seed: int = 0
+    eval_questions: int = 600  # pointer questions per hop count, path-star graphs
 
 
-SMALL = Size("small", (0, 1, 2), text_steps=60, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
-             text_every=8, text_val_windows=32, pointer_steps=200, path_steps=200)
-FULL = Size("full", (0, 1, 2, 3, 4), text_steps=2000, text_batch=32, text_window=96, text_d_model=128, text_layers=4,
-            text_every=8, text_val_windows=400, pointer_steps=1000, path_steps=4000)
+SMALL = Size("small", (0, 1, 2), (3e-3,), text_steps=60, text_batch=16, text_window=48, text_d_model=64, text_layers=2,
+             text_every=8, text_val_windows=32, text_test_windows=32, pointer_steps=200, path_steps=300)
+MEDIUM = Size("medium", (0, 1, 2), (1e-3, 3e-3, 1e-2), text_steps=1000, text_batch=16, text_window=48, text_d_model=64,
+              text_layers=2, text_every=8, text_val_windows=128, text_test_windows=400, pointer_steps=600, path_steps=2000)
+FULL = Size("full", (0, 1, 2, 3, 4), (1e-3, 3e-3, 1e-2), text_steps=4000, text_batch=32, text_window=96, text_d_model=128,
+            text_layers=4, text_every=8, text_val_windows=200, text_test_windows=400, pointer_steps=2000, path_steps=6000)
+SIZES: dict[str, Size] = {s.name: s for s in (SMALL, MEDIUM, FULL)}
 
 
 @dataclass
 class CellResult:
-    """One run: the task's number, and what it cost."""
+    """One run: the task's number on the test split (``value``) and on the validation split, and what it cost."""
 
     task: str
     method: str
     seed: int
+    lr: float
     value: float
+    val_value: float
     n_params: int
     forward_passes_per_step: float
     seconds: float
     extra: dict = field(default_factory=dict)
 
 
-THOUGHT_BUDGET = 2  # thoughts a model may place per row at evaluation
+THOUGHT_BUDGET = 2  # thoughts a model may place per row at evaluation (pause/dense get at most 2 fillers too)
 PLANNING = dict(lam=1.0, kind="cosine")  # notebook 07's best arm
+LOOPS = 3  # the looped control runs its block as many times as dense depth 2 runs the model
+DEEP_LAYERS = 3
 
 
-def _thinker_eval_rank(model, tokens, lengths, thought_id: int, thoughts_per_row: float) -> int:
+def _check_run_args(task: str, method: str, seed, lr) -> None:
+    allowed = TASK_METHODS[task] + REFERENCE_RUNS.get(task, ())
+    if method not in allowed:
+        raise ValueError(f"method {method!r} does not apply to {task}; choose from {allowed}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+
+
+def _thinker_eval_rank(model, tokens, lengths, thought_id: int, thoughts_per_row: float, first_gap: int = 1) -> int:
     """The rank threshold at which the trained thinker places about as many thoughts as its
-    survivors had on training rows (notebook 06's calibration). It need not carry over to test
-    rows: notebook 08 prints both rates per task."""
+    survivors had on training rows (notebook 06's calibration), counted over the gaps where a
+    thought may go. It need not carry over to test rows: both rates are stored per run."""
     from lib.thought_training import calibrate_max_rank
 
-    rate = max(thoughts_per_row / float(lengths.float().mean()), 1e-3)
-    return calibrate_max_rank(model, tokens[:512], lengths[:512], thought_id, min(rate, 1.0))
+    gaps = float((lengths - first_gap).clamp(min=1).float().mean())
+    rate = min(max(thoughts_per_row / gaps, 1e-3), 1.0)
+    return calibrate_max_rank(model, tokens[:512], lengths[:512], thought_id, rate, first_gap=first_gap)
+
+
+def widest_gpt_within(base, n_layers: int, budget: int, n_heads: int = 4):
+    """The widest GPT with ``n_layers`` blocks (width a multiple of ``n_heads``, MLP 4x) whose
+    parameter count is at most ``budget``: the deeper control at matched parameters."""
+    from lib.encdec import _count_params
+    from lib.model import GPT
+
+    best = None
+    for d in range(n_heads, base.d_model + 1, n_heads):
+        cfg = replace(base, d_model=d, n_layers=n_layers, n_heads=n_heads, d_head=d // n_heads, d_mlp=4 * d)
+        if _count_params(GPT, cfg) <= budget:
+            best = cfg
+    if best is None:
+        raise ValueError(f"no {n_layers}-layer GPT fits {budget} parameters")
+    return best
 
 
 # --------------------------------------------------------------------------- Tiny Shakespeare
@@ -116,48 +183,71 @@ def text_encdec_config(size: Size):
                         n_dec_layers=size.text_layers - size.text_layers // 2, n_heads=4, d_head=d // 4, d_mlp=4 * d)
 
 
-def run_text(method: str, seed: int, size: Size, device: torch.device | str = "cpu") -> CellResult:
-    """Train from scratch on Tiny Shakespeare with one method; validation nats per character."""
+@dataclass(frozen=True)
+class TextSplit:
+    tokens: torch.Tensor  # [n] token ids of this part of the held-out text
+    chars: int  # characters it decodes to: the nats/char conversion
+
+
+def text_splits() -> tuple[TextSplit, TextSplit]:
+    """The held-out 10% of Tiny Shakespeare cut in two at a token: the first half validates (the
+    learning rate is chosen there), the second half tests (every reported number)."""
     from lib.data import load_tokenizer, shakespeare_corpus
-    from lib.encdec import EncoderDecoderGPT, gpt_matched_params, planning_loss_fn
+
+    tokenizer, corpus = load_tokenizer(), shakespeare_corpus()
+    half = len(corpus.val) // 2
+    parts = corpus.val[:half], corpus.val[half:]
+    return tuple(TextSplit(p, len(tokenizer.decode(p.tolist()))) for p in parts)  # type: ignore[return-value]
+
+
+def run_text(method: str, seed: int, size: Size, device: torch.device | str = "cpu", lr: float = 3e-3) -> CellResult:
+    """Train from scratch on Tiny Shakespeare with one method; nats per character on both splits."""
+    from lib.data import load_tokenizer, shakespeare_corpus
+    from lib.encdec import EncoderDecoderGPT, ce_loss_fn, gpt_matched_params, planning_loss_fn
     from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss, validation_windows
     from lib.model import GPT
     from lib.thought_training import evaluate_nll, train_thinker
     from lib.thoughts import plain_batch
     from lib.training import TrainConfig, lm_batch_fn, nats_per_char, random_windows, train
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
+    _check_run_args("shakespeare", method, seed, lr)
     start = time.perf_counter()
     tokenizer, corpus = load_tokenizer(), shakespeare_corpus()
+    splits = dict(zip(("val", "test"), text_splits()))
+    n_windows = {"val": size.text_val_windows, "test": size.text_test_windows}
     specials = [tokenizer.dense_id, tokenizer.thought_id]
     cfg = text_encdec_config(size)
     torch.manual_seed(seed)
-    model = (EncoderDecoderGPT(cfg) if method == "planning" else GPT(gpt_matched_params(cfg))).to(device)
-    train_cfg = TrainConfig(max_steps=size.text_steps, lr=3e-3, warmup_steps=max(1, size.text_steps // 10),
+    encdec = method in ("encdec", "planning")
+    model = (EncoderDecoderGPT(cfg) if encdec else GPT(gpt_matched_params(cfg))).to(device)
+    train_cfg = TrainConfig(max_steps=size.text_steps, lr=lr, warmup_steps=max(1, size.text_steps // 10),
                             eval_interval=size.text_steps, progress=False)
     extra: dict = {}
     passes = 1.0
+    nll: dict[str, float] = {}
     if method == "thoughts":
         # The same windows the other methods draw, fixed in advance so episodes can run on them.
         pool = random_windows(corpus.train, size.text_steps * size.text_batch, size.text_window,
                               torch.Generator().manual_seed(seed), device)
         rows, lengths = plain_batch(pool)
         out = train_thinker(model, rows, lengths, torch.ones_like(rows, dtype=torch.bool), size.text_steps,
-                            size.text_batch, tokenizer.thought_id, tokenizer.eot_id, seed=seed)
+                            size.text_batch, tokenizer.thought_id, tokenizer.eot_id, seed=seed, lr=lr)
         max_rank = _thinker_eval_rank(model, rows, lengths, tokenizer.thought_id, out["thoughts_per_row"])
-        val_rows, val_lengths = plain_batch(validation_windows(corpus.val, size.text_window, size.text_val_windows).to(device))
-        result = evaluate_nll(model, val_rows, val_lengths, tokenizer.thought_id, tokenizer.eot_id,
-                              budget=THOUGHT_BUDGET, max_rank=max_rank)
-        nll = result["nll"]
-        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": result["thoughts_per_row"]}
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"]}
+        for split, part in splits.items():
+            r, l = plain_batch(validation_windows(part.tokens, size.text_window, n_windows[split]).to(device))
+            result = evaluate_nll(model, r, l, tokenizer.thought_id, tokenizer.eot_id, budget=THOUGHT_BUDGET, max_rank=max_rank)
+            nll[split] = result["nll"]
+            extra[f"{split}_thoughts_per_row"] = result["thoughts_per_row"]
     else:
-        kind = None if method in ("baseline", "planning") else method
+        kind = method if method in ("pause", "dense") else None
         filler = tokenizer.dense_id if method == "dense" else tokenizer.thought_id
         depth = 2  # dense: two unrolled passes in training (exact for the first two fillers of a window)
         batches = lm_batch_fn(corpus.train, size.text_batch, size.text_window, seed=seed, device=device)
         if method == "planning":
             loss_fn = planning_loss_fn(PLANNING["lam"], 4, PLANNING["kind"])
+        elif method == "encdec":
+            loss_fn = ce_loss_fn
         else:
             def loss_fn(m, windows):
                 if kind is None:
@@ -165,81 +255,131 @@ def run_text(method: str, seed: int, size: Size, device: torch.device | str = "c
                 tokens, targets = interleave_fillers(windows, size.text_every, filler)
                 return masked_lm_loss(filler_logits(m, tokens, kind, filler, depth), targets, specials)
         train(model, batches, train_cfg, loss_fn=loss_fn)
-        nll = evaluate_text_nll(model, corpus.val, size.text_window, kind, size.text_every, filler, specials,
-                                max_windows=size.text_val_windows)
+        for split, part in splits.items():
+            nll[split] = evaluate_text_nll(model, part.tokens, size.text_window, kind, size.text_every, filler, specials,
+                                           max_windows=n_windows[split])
         passes = 1.0 + (depth if method == "dense" else 0)
-    extra["nats_per_token"] = nll
-    value = nats_per_char(nll, len(corpus.val), corpus.val_chars)
-    return CellResult("shakespeare", method, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
+    extra["test_nats_per_token"] = nll["test"]
+    value = {s: nats_per_char(nll[s], len(p.tokens), p.chars) for s, p in splits.items()}
+    return CellResult("shakespeare", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra)
 
 
 # --------------------------------------------------------------------------- pointer chasing
-POINTER_FILLER = {"baseline": "none", "pause": "pause", "dense": "dense-2"}
+POINTER_FILLER = {"baseline": "none", "pause": "pause", "dense": "dense-2", "looped": "none", "deeper": "none",
+                  "pause_deeper": "pause"}
 POINTER_ENCDEC_WIDTH = 40  # the widest 1 + 1 encoder-decoder with no more parameters than the 1-layer GPT
+POINTER_SEEDS = {"val": 777, "test": 1234}  # question seeds of the two evaluation splits
 
 
-def run_pointer(method: str, seed: int, size: Size, device: torch.device | str = "cpu") -> CellResult:
-    """Notebook 05's task and 1-layer model: mean answer accuracy over 1-3 hops."""
+def pointer_deeper_config(spec=None):
+    """The 3-layer pointer GPT at the 1-layer model's parameter count."""
+    from lib.model import GPT
+    from lib.pointer_task import PointerSpec, pointer_model_config
+
+    base = pointer_model_config(spec or PointerSpec())
+    from lib.encdec import _count_params
+
+    return widest_gpt_within(base, DEEP_LAYERS, _count_params(GPT, base))
+
+
+def _thinker_pointer_accuracy(model, spec, max_rank: int, question_seed: int, n_questions: int, device) -> tuple[dict, float]:
+    """Per-hop accuracy of a thinker answering freely (thoughts only before the answer), and the
+    thoughts it placed per question."""
+    from lib.pointer_task import sample_pointer_batch
+    from lib.thought_training import generate_with_thoughts
+
+    accuracy, used = {}, []
+    prompt_len = spec.n_nodes + 3
+    for hops in range(1, spec.max_hops + 1):  # the same questions as evaluate_pointer
+        test = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(question_seed + hops), "none", hops).to(device)
+        answers, n_thoughts = generate_with_thoughts(model, test.tokens[:, :prompt_len], 1, spec.pause_id, max_rank,
+                                                     THOUGHT_BUDGET, first_gap=prompt_len)
+        accuracy[hops] = (answers[:, 0] == test.answers).float().mean().item()
+        used.append(n_thoughts.float().mean().item())
+    return accuracy, sum(used) / len(used)
+
+
+def run_pointer(method: str, seed: int, size: Size, device: torch.device | str = "cpu", lr: float = 3e-3) -> CellResult:
+    """Notebook 05's task and 1-layer model (or its controls): mean answer accuracy over 1-3 hops."""
     from lib.encdec import EncDecConfig, EncoderDecoderGPT, planning_loss_fn
+    from lib.looped import LoopedGPT
     from lib.model import GPT
     from lib.pointer_task import (
         PointerSpec, evaluate_pointer, parse_method, pointer_model_config, sample_pointer_batch, train_pointer_model,
     )
-    from lib.thought_training import generate_with_thoughts, train_thinker
+    from lib.thought_training import train_thinker
     from lib.training import TrainConfig, train
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
+    _check_run_args("pointer", method, seed, lr)
     start = time.perf_counter()
     spec, batch = PointerSpec(), 64
+    n_q = size.eval_questions
     extra: dict = {}
     if method in POINTER_FILLER:
-        run = train_pointer_model(POINTER_FILLER[method], seed, spec, steps=size.pointer_steps, batch_size=batch, device=device)
-        _, depth = parse_method(POINTER_FILLER[method])
-        model, accuracy, passes = run.model, run.accuracy, 1.0 + depth
-    elif method == "planning":
+        filler, depth = parse_method(POINTER_FILLER[method])
+        kwargs: dict = {}
+        if method == "looped":
+            torch.manual_seed(seed)
+            kwargs["model"] = LoopedGPT(pointer_model_config(spec), LOOPS).to(device)
+        elif method in ("deeper", "pause_deeper"):
+            deep = pointer_deeper_config(spec)
+            kwargs.update(d_model=deep.d_model, n_layers=deep.n_layers)
+        run = train_pointer_model(POINTER_FILLER[method], seed, spec, steps=size.pointer_steps, batch_size=batch, lr=lr,
+                                  device=device, **kwargs)
+        model = run.model
+        accuracy = {s: evaluate_pointer(model, spec, filler, n_q, seed=q) for s, q in POINTER_SEEDS.items()}
+        passes = 1.0 + depth + (LOOPS - 1 if method == "looped" else 0)
+    elif method in ("encdec", "planning", "planning_scored"):
         d = POINTER_ENCDEC_WIDTH
         cfg = EncDecConfig(d_vocab=spec.vocab_size, n_ctx=spec.seq_len("dense"), d_model=d, n_enc_layers=1,
                            n_dec_layers=1, n_heads=4, d_head=d // 4, d_mlp=4 * d)
         torch.manual_seed(seed)
         model = EncoderDecoderGPT(cfg).to(device)
         gen = torch.Generator().manual_seed(seed)
+        # planning: the future of every position (horizon 2); scored: only at the position that
+        # predicts the answer, whose whole future is the answer (horizon 1).
+        lam = 0.0 if method == "encdec" else PLANNING["lam"]
+        horizon = 1 if method == "planning_scored" else 2
         train(model, lambda step: sample_pointer_batch(spec, batch, gen, "none").to(device),
-              TrainConfig(max_steps=size.pointer_steps, lr=3e-3, warmup_steps=min(20, size.pointer_steps // 10),
+              TrainConfig(max_steps=size.pointer_steps, lr=lr, warmup_steps=min(20, size.pointer_steps // 10),
                           eval_interval=size.pointer_steps, progress=False),
-              loss_fn=planning_loss_fn(PLANNING["lam"], 2, PLANNING["kind"]))
-        accuracy, passes = evaluate_pointer(model, spec, "none"), 1.0
-    else:  # thoughts: the pause token plays <|thought|>, placed by the model itself
+              loss_fn=planning_loss_fn(lam, horizon, PLANNING["kind"], scored_only=method == "planning_scored"))
+        accuracy = {s: evaluate_pointer(model, spec, "none", n_q, seed=q) for s, q in POINTER_SEEDS.items()}
+        passes = 1.0
+    else:  # thoughts: the pause token plays <|thought|>, placed by the model itself, only before the answer
         torch.manual_seed(seed)
         model = GPT(pointer_model_config(spec)).to(device)
         pool = sample_pointer_batch(spec, size.pointer_steps * batch, torch.Generator().manual_seed(seed), "none").to(device)
         lengths = torch.full((pool.tokens.shape[0],), pool.tokens.shape[1], device=device)
         answer_only = pool.targets.roll(1, dims=1) != -100  # the answer token, by original position
+        first_gap = spec.n_nodes + 3  # the answer's index: where pause and dense tokens go
         out = train_thinker(model, pool.tokens, lengths, answer_only, size.pointer_steps, batch, spec.pause_id,
-                            spec.pad_id, seed=seed)
-        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, spec.pause_id, out["thoughts_per_row"])
-        accuracy, used = {}, []
-        for hops in range(1, spec.max_hops + 1):  # the same questions as evaluate_pointer
-            test = sample_pointer_batch(spec, 600, torch.Generator().manual_seed(1234 + hops), "none", hops).to(device)
-            answers, n_thoughts = generate_with_thoughts(model, test.tokens[:, : spec.n_nodes + 3], 1, spec.pause_id,
-                                                         max_rank, THOUGHT_BUDGET)
-            accuracy[hops] = (answers[:, 0] == test.answers).float().mean().item()
-            used.append(n_thoughts.float().mean().item())
+                            spec.pad_id, seed=seed, lr=lr, first_gap=first_gap)
+        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, spec.pause_id, out["thoughts_per_row"], first_gap)
+        accuracy = {}
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"]}
+        for s, q in POINTER_SEEDS.items():
+            accuracy[s], extra[f"{s}_thoughts_per_row"] = _thinker_pointer_accuracy(model, spec, max_rank, q, n_q, device)
         passes = 1.0
-        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": sum(used) / len(used)}
-    value = sum(accuracy.values()) / len(accuracy)
-    extra["by_hops"] = accuracy
-    return CellResult("pointer", method, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
+    value = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
+    extra["by_hops"] = accuracy["test"]
+    return CellResult("pointer", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra)
 
 
 # --------------------------------------------------------------------------- path-star
+PATH_STAR_SEEDS = {"val": 98, "test": 99}  # graph seeds of the two evaluation splits
+
+
 def path_star_setup():
-    """Notebook 07's path-star size, its vocabulary extended by three ids (pause, dense, thought)
-    so that every method has the same embedding table."""
+    """The harness's path-star size (degree 2, paths of 3 nodes, 5 labels: small enough that a
+    2-layer model reaches the 1/degree plateau on a CPU), its vocabulary extended by three ids
+    (pause, dense, thought) so that every method has the same embedding table."""
     from lib.encdec import EncDecConfig
     from lib.path_star import PathStarSpec
 
-    spec = PathStarSpec(degree=2, path_len=4, n_nodes=7)
+    spec = PathStarSpec(degree=2, path_len=3, n_nodes=5)
     fillers = 2  # pause / dense tokens before the path; dense at depth 2, as on the pointer task
     ids = {"pause": spec.vocab_size, "dense": spec.vocab_size + 1, "thought": spec.vocab_size + 2}
     cfg = EncDecConfig(d_vocab=spec.vocab_size + 3, n_ctx=spec.seq_len + fillers, d_model=32, n_enc_layers=1,
@@ -260,9 +400,9 @@ def with_fillers(batch, k: int, filler_id: int):
     return PathStarBatch(tokens, targets, batch.answers, batch.spec, batch.reverse)
 
 
-def run_path_star(method: str, seed: int, size: Size, device: torch.device | str = "cpu", reverse: bool = False) -> CellResult:
-    """Path-star in forward order (``reverse=True``: the reversed reference): whole-path accuracy
-    of greedy decoding on 600 fresh graphs."""
+def run_path_star(method: str, seed: int, size: Size, device: torch.device | str = "cpu", lr: float = 3e-3) -> CellResult:
+    """Path-star in forward order (``method="reversed"``: the baseline on reversed answers, the
+    reference): whole-path accuracy of greedy decoding on fresh graphs of each split."""
     from lib.dense import generate_with_dense, unrolled_loss
     from lib.encdec import EncoderDecoderGPT, ce_loss_fn, gpt_matched_params, planning_loss_fn
     from lib.model import GPT
@@ -270,28 +410,35 @@ def run_path_star(method: str, seed: int, size: Size, device: torch.device | str
     from lib.thought_training import generate_with_thoughts, train_thinker
     from lib.training import TrainConfig, train
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
+    _check_run_args("path_star", method, seed, lr)
     start = time.perf_counter()
+    reverse = method == "reversed"
     spec, k, ids, cfg = path_star_setup()
     torch.manual_seed(seed)
-    model = (EncoderDecoderGPT(cfg) if method == "planning" else GPT(gpt_matched_params(cfg))).to(device)
+    encdec = method in ("encdec", "planning", "planning_scored")
+    model = (EncoderDecoderGPT(cfg) if encdec else GPT(gpt_matched_params(cfg))).to(device)
     gen = torch.Generator().manual_seed(1000 + seed)
-    train_cfg = TrainConfig(max_steps=size.path_steps, lr=size.path_lr, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
+    train_cfg = TrainConfig(max_steps=size.path_steps, lr=lr, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
                             eval_interval=size.path_steps, progress=False)
-    test = sample_path_star(spec, 600, torch.Generator().manual_seed(99), reverse=reverse).to(device)
+    evals = {s: sample_path_star(spec, size.eval_questions, torch.Generator().manual_seed(q), reverse=reverse).to(device)
+             for s, q in PATH_STAR_SEEDS.items()}
     n_fill = k if method in ("pause", "dense") else 0
     extra: dict = {}
     passes = 1.0 + (k if method == "dense" else 0)
+    predicted = {}
     if method == "thoughts":
-        pool = sample_path_star(spec, size.path_steps * 64, gen, reverse=reverse).to(device)
+        pool = sample_path_star(spec, size.path_steps * 64, gen).to(device)
         lengths = torch.full((pool.tokens.shape[0],), spec.seq_len, device=device)
         answer = pool.targets.roll(1, dims=1) != -100
-        out = train_thinker(model, pool.tokens, lengths, answer, size.path_steps, 64, ids["thought"], ids["pause"], seed=seed)
-        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, ids["thought"], out["thoughts_per_row"])
-        predicted, used = generate_with_thoughts(model, test.tokens[:, : spec.prompt_len], spec.path_len, ids["thought"],
-                                                 max_rank, THOUGHT_BUDGET)
-        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "eval_thoughts_per_row": used.float().mean().item()}
+        first_gap = spec.prompt_len  # before the path: where pause and dense tokens go
+        out = train_thinker(model, pool.tokens, lengths, answer, size.path_steps, 64, ids["thought"], ids["pause"],
+                            seed=seed, lr=lr, first_gap=first_gap)
+        max_rank = _thinker_eval_rank(model, pool.tokens, lengths, ids["thought"], out["thoughts_per_row"], first_gap)
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"]}
+        for s, b in evals.items():
+            predicted[s], used = generate_with_thoughts(model, b.tokens[:, : spec.prompt_len], spec.path_len, ids["thought"],
+                                                        max_rank, THOUGHT_BUDGET, first_gap=first_gap)
+            extra[f"{s}_thoughts_per_row"] = used.float().mean().item()
     else:
         filler = ids["dense"] if method == "dense" else ids["pause"]
 
@@ -301,106 +448,215 @@ def run_path_star(method: str, seed: int, size: Size, device: torch.device | str
 
         if method == "planning":
             loss_fn = planning_loss_fn(PLANNING["lam"], spec.path_len, PLANNING["kind"])
+        elif method == "planning_scored":  # only at the ANSWER marker: its future is the whole path
+            loss_fn = planning_loss_fn(PLANNING["lam"], spec.path_len, PLANNING["kind"], scored_only=True)
         elif method == "dense":
             loss_fn = lambda m, b: unrolled_loss(m, b.tokens, b.targets, filler, k)
         else:
             loss_fn = ce_loss_fn
         train(model, batch_fn, train_cfg, loss_fn=loss_fn)
-        if n_fill:
-            prompt = with_fillers(test, n_fill, filler).tokens[:, : spec.prompt_len + n_fill]
-            out, _ = generate_with_dense(model, prompt, spec.path_len, ids["dense"])  # pause rows carry no dense id
-            predicted = out[:, prompt.shape[1]:]
-        else:
-            predicted = greedy_answers(model, test, use_kv_cache=False)
-    value = path_accuracy(predicted.to(test.answers.device), test)
-    name = "reference: reversed" if reverse else method
-    return CellResult("path_star", name, seed, value, model.n_params(), passes, time.perf_counter() - start, extra)
+        for s, b in evals.items():
+            if n_fill:
+                prompt = with_fillers(b, n_fill, filler).tokens[:, : spec.prompt_len + n_fill]
+                out_tokens, _ = generate_with_dense(model, prompt, spec.path_len, ids["dense"])  # pause rows carry no dense id
+                predicted[s] = out_tokens[:, prompt.shape[1]:]
+            else:
+                predicted[s] = greedy_answers(model, b, use_kv_cache=False)
+    value = {s: path_accuracy(predicted[s].to(b.answers.device), b) for s, b in evals.items()}
+    return CellResult("path_star", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra)
+
+
+# --------------------------------------------------------------------------- references
+def task_references(task: str, size: Size) -> dict:
+    """The reference lines of one task, on the splits its runs are scored on (:mod:`lib.references`)."""
+    from lib.references import path_star_plateau, pointer_chance, text_references
+
+    if task == "shakespeare":
+        from lib.data import shakespeare_corpus
+        from lib.fillers import validation_windows
+        from lib.training import nats_per_char
+
+        val, test = text_splits()
+        refs = text_references(shakespeare_corpus().train, validation_windows(val.tokens, size.text_window, size.text_val_windows),
+                               validation_windows(test.tokens, size.text_window, size.text_test_windows), 2048)
+        for name in ("unigram", "bigram"):
+            refs[name] = nats_per_char(refs[f"{name}_nats_per_token"], len(test.tokens), test.chars)
+        return refs
+    if task == "pointer":
+        from lib.pointer_task import PointerSpec
+
+        return {"chance": pointer_chance(PointerSpec().n_nodes), "one_hop_needed": 0.9}
+    if task == "path_star":
+        spec = path_star_setup()[0]
+        return {"one_over_degree": path_star_plateau(spec.degree), "plateau_fraction_needed": 0.9, "reversed_needed": 0.9}
+    raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
 
 
 # --------------------------------------------------------------------------- the harness
 RUNNERS: dict[str, Callable[..., CellResult]] = {"shakespeare": run_text, "pointer": run_pointer, "path_star": run_path_star}
 
 
-def run_harness(
-    size: Size = SMALL,
-    tasks: tuple[str, ...] = TASKS,
-    methods: tuple[str, ...] = METHODS,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    references: bool = True,
-) -> list[CellResult]:
-    """Every (task, method) pair over ``size.seeds``; with ``references``, path-star also runs
-    the baseline on the reversed order (the task is learnable when the answer is reversed)."""
-    from tqdm import tqdm
+def tune_and_run(task: str, method: str, size: Size, device: torch.device | str = "cpu") -> list[CellResult]:
+    """The learning-rate sweep on ``size.sweep_seed`` (chosen on the validation split), then every
+    seed at the chosen rate. Every run comes back, ``extra["role"]`` saying which is which:
+    ``"final"`` (a seed at the chosen rate: what is reported) or ``"sweep"`` (a rate not chosen)."""
+    info, runner = TASK_INFO[task], RUNNERS[task]
+    sweep = [runner(method, size.sweep_seed, size, device, lr=lr) for lr in size.lrs] if len(size.lrs) > 1 else []
+    if sweep:
+        key = (lambda r: r.val_value) if info.higher_is_better else (lambda r: -r.val_value)
+        best = max(sweep, key=key)  # ties: the first (smallest) rate
+        chosen = best.lr
+    else:
+        chosen, best = size.lrs[0], None
+    out = []
+    for r in sweep:
+        r.extra["role"] = "final" if r is best else "sweep"
+        out.append(r)
+    for seed in size.seeds:
+        if best is not None and seed == size.sweep_seed:
+            continue
+        r = runner(method, seed, size, device, lr=chosen)
+        r.extra["role"] = "final"
+        out.append(r)
+    return out
 
+
+def _job(args) -> list[CellResult]:
+    task, method, size, device, threads = args
+    from lib.training import make_reproducible
+
+    make_reproducible(seed=0, threads=threads)
+    return tune_and_run(task, method, size, device)
+
+
+def harness_jobs(tasks: tuple[str, ...], methods: tuple[str, ...] | None, references: bool = True) -> list[tuple[str, str]]:
+    """The (task, method) pairs to run: the methods that apply to each task (all when ``methods``
+    is None), plus the trained references when asked."""
     for task in tasks:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
-    for method in methods:
+    for method in methods or ():
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
-    jobs = [(t, m, s, False) for t in tasks for m in methods for s in size.seeds]
-    if references and "path_star" in tasks:
-        jobs += [("path_star", "baseline", s, True) for s in size.seeds]
-    results = []
-    for task, method, seed, reverse in tqdm(jobs, desc="harness", disable=not progress):
-        kwargs = {"reverse": True} if reverse else {}
-        results.append(RUNNERS[task](method, seed, size, device, **kwargs))
+    jobs = []
+    for task in tasks:
+        jobs += [(task, m) for m in TASK_METHODS[task] if methods is None or m in methods]
+        if references:
+            jobs += [(task, m) for m in REFERENCE_RUNS.get(task, ())]
+    return jobs
+
+
+def run_harness(
+    size: Size = SMALL,
+    tasks: tuple[str, ...] = TASKS,
+    methods: tuple[str, ...] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    references: bool = True,
+    jobs: int = 1,
+) -> list[CellResult]:
+    """Every applicable (task, method) pair, tuned and run over ``size.seeds``. ``jobs > 1`` runs
+    pairs in that many worker processes of one thread each (each run seeds itself, so the numbers
+    do not depend on the order or the worker)."""
+    from tqdm import tqdm
+
+    if not isinstance(size, Size):
+        raise TypeError(f"size must be a Size, got {type(size).__name__}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    pairs = harness_jobs(tuple(tasks), None if methods is None else tuple(methods), references)
+    results: list[CellResult] = []
+    if jobs == 1:
+        for task, method in tqdm(pairs, desc="harness", disable=not progress):
+            results += tune_and_run(task, method, size, device)
+        return results
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(jobs) as pool:
+        work = [(t, m, size, str(device), 1) for t, m in pairs]
+        for part in tqdm(pool.imap(_job, work), total=len(work), desc="harness", disable=not progress):
+            results += part
     return results
 
 
+def final_runs(results: list[CellResult], task: str, method: str) -> list[CellResult]:
+    """The reported runs of one cell (the chosen rate, every seed), in seed order."""
+    cell = [r for r in results if r.task == task and r.method == method and r.extra.get("role", "final") == "final"]
+    return sorted(cell, key=lambda r: r.seed)
+
+
 def values(results: list[CellResult], task: str, method: str) -> list[float]:
-    """The per-seed numbers of one (task, method) cell, in seed order."""
-    return [r.value for r in sorted(results, key=lambda r: r.seed) if r.task == task and r.method == method]
+    """The per-seed test numbers of one (task, method) cell, in seed order."""
+    return [r.value for r in final_runs(results, task, method)]
 
 
-def verdict(baseline: list[float], method: list[float], higher_is_better: bool, min_effect: float) -> str:
-    """``"better"``, ``"worse"`` or ``"no measurable effect"`` for ``method`` against ``baseline``.
+def reference_check(task: str, cells: dict[str, dict], refs: dict) -> tuple[bool, str]:
+    """Is the task's baseline past its reference line? ``(passed, one line saying why)``."""
+    base = cells.get("baseline")
+    if base is None:
+        return False, "no baseline run"
+    if task == "shakespeare":
+        ok = base["mean"] < refs["bigram"]
+        return ok, f"baseline {base['mean']:.3f} vs bigram {refs['bigram']:.3f} nats/char: {'below' if ok else 'NOT below'}"
+    if task == "pointer":
+        one_hop = base.get("one_hop")
+        ok = one_hop is not None and one_hop >= refs["one_hop_needed"]
+        return ok, f"baseline 1-hop accuracy {one_hop:.3f} (needs >= {refs['one_hop_needed']}; chance {refs['chance']:.3f})"
+    if task == "path_star":
+        need = refs["plateau_fraction_needed"] * refs["one_over_degree"]
+        rev = cells.get("reversed", {}).get("mean")
+        ok = base["mean"] >= need and rev is not None and rev >= refs["reversed_needed"]
+        rev_text = "not run" if rev is None else f"{rev:.3f}"
+        return ok, (f"forward baseline {base['mean']:.3f} (needs >= {need:.3f}, 0.9 x 1/degree); "
+                    f"reversed {rev_text} (needs >= {refs['reversed_needed']})")
+    raise ValueError(f"unknown task {task!r}")
 
-    Better means every seed of the method beats every seed of the baseline (complete separation:
-    for 3 vs 3 seeds an exact one-sided rank test gives p = 0.05) and the means differ by more than
-    ``min_effect``; worse likewise the other way.
-    """
-    if len(baseline) < 2 or len(method) < 2:
-        raise ValueError("a verdict needs at least 2 seeds on each side")
-    if min_effect < 0:
-        raise ValueError(f"min_effect must be >= 0, got {min_effect}")
-    sign = 1.0 if higher_is_better else -1.0
-    gain = sign * (sum(method) / len(method) - sum(baseline) / len(baseline))
-    if min(sign * m for m in method) > max(sign * b for b in baseline) and gain > min_effect:
-        return "better"
-    if max(sign * m for m in method) < min(sign * b for b in baseline) and -gain > min_effect:
-        return "worse"
-    return "no measurable effect"
 
-
-def summarize(results: list[CellResult]) -> dict[str, dict[str, dict]]:
-    """Per task and method: mean, sd, n, per-seed values, parameters, passes per step, and the verdict."""
-    from lib.plotting import mean_and_spread
-
+def summarize(results: list[CellResult], references: dict | None = None) -> dict[str, dict[str, dict]]:
+    """Per task and method: mean, sd, n, per-seed values, the chosen rate, parameters, passes per
+    step, the comparison with the baseline (:func:`lib.stats.compare_table`, Holm over the task's
+    methods) and the verdict, or "undertrained: no verdict" when ``references`` are given and the
+    baseline has not passed them. Each task also gets ``"_reference"``: the check and its reason."""
     out: dict[str, dict[str, dict]] = {}
     for task in TASKS:
-        base = values(results, task, "baseline")
-        for method in METHODS + ("reference: reversed",):
-            v = values(results, task, method)
-            if not v:
-                continue
-            cell = [r for r in results if r.task == task and r.method == method]
+        names = [m for m in TASK_METHODS[task] + REFERENCE_RUNS.get(task, ()) if values(results, task, m)]
+        if not names:
+            continue
+        cells: dict[str, dict] = {}
+        for method in names:
+            runs = final_runs(results, task, method)
+            v = [r.value for r in runs]
             mean, sd = mean_and_spread(v)
-            info = TASK_INFO[task]
-            out.setdefault(task, {})[method] = {
-                "mean": mean, "sd": sd, "n": len(v), "values": v,
-                "n_params": cell[0].n_params, "forward_passes_per_step": cell[0].forward_passes_per_step,
-                "verdict": "reference" if method not in METHODS or method == "baseline" or len(base) < 2 or len(v) < 2
-                else verdict(base, v, info.higher_is_better, info.min_effect),
-            }
+            cells[method] = {"mean": mean, "sd": sd, "n": len(v), "values": v, "lr": runs[0].lr,
+                             "n_params": runs[0].n_params, "forward_passes_per_step": runs[0].forward_passes_per_step,
+                             "verdict": "reference"}
+            if task == "pointer":
+                cells[method]["one_hop"] = sum(r.extra["by_hops"][1] for r in runs) / len(runs)
+        info = TASK_INFO[task]
+        compared = {m: cells[m]["values"] for m in names if m in METHODS}
+        if "baseline" in compared and len(compared["baseline"]) >= 2:
+            usable = {m: v for m, v in compared.items() if len(v) >= 2}
+            table = compare_table(usable, "baseline", info.higher_is_better, info.min_effect)
+            passed, why = (True, "no references given") if references is None else reference_check(task, cells, references[task])
+            for m, row in table.items():
+                cells[m].update(p_value=row["p_value"], p_holm=row["p_holm"], difference=row["difference"],
+                                verdict=row["verdict"] if passed else UNDERTRAINED)
+            cells["_reference"] = {"passed": passed, "why": why}
+        out[task] = cells
     return out
 
 
 METHOD_NAMES = {
-    "baseline": "the baseline", "pause": "pause tokens", "dense": "dense tokens", "thoughts": "learned thought insertion",
-    "planning": "the planning loss", "reference: reversed": "the baseline on reversed answers",
+    "baseline": "the baseline", "pause": "pause tokens", "dense": "dense tokens", "looped": "a looped block (3 passes, tied)",
+    "deeper": "a deeper GPT (3 layers)", "pause_deeper": "pause tokens in the deeper GPT", "encdec": "the encoder-decoder alone",
+    "planning": "the planning loss", "planning_scored": "the planning loss at scored positions",
+    "thoughts": "learned thought insertion", "reversed": "the baseline on reversed answers",
 }
+
+
+def _method_cells(cells: dict) -> dict:
+    return {k: v for k, v in cells.items() if not k.startswith("_")}
 
 
 def verdict_sentences(summary: dict[str, dict[str, dict]]) -> list[str]:
@@ -410,49 +666,113 @@ def verdict_sentences(summary: dict[str, dict[str, dict]]) -> list[str]:
         base = cells.get("baseline")
         if base is None:
             continue
-        for method, c in cells.items():
+        for method, c in _method_cells(cells).items():
             if method == "baseline" or c["verdict"] == "reference":
                 continue
-            numbers = f"{c['mean']:.3f} ± {c['sd']:.3f} vs {base['mean']:.3f} ± {base['sd']:.3f} ({TASK_INFO[task].metric})"
+            numbers = (f"{c['mean']:.3f} ± {c['sd']:.3f} vs {base['mean']:.3f} ± {base['sd']:.3f} "
+                       f"({TASK_INFO[task].metric}; p = {c['p_value']:.3f}, Holm {c['p_holm']:.3f})")
             what = {"better": "better than the baseline", "worse": "worse than the baseline",
-                    "no measurable effect": "no measurable effect"}[c["verdict"]]
+                    "no measurable effect": "no measurable effect", UNDERTRAINED: UNDERTRAINED}[c["verdict"]]
             lines.append(f"{task}: {METHOD_NAMES[method]}: {what}, {numbers}")
     return lines
 
 
 def format_table(summary: dict[str, dict[str, dict]]) -> str:
-    """A plain-text table: one block per task, one row per method."""
+    """A plain-text table: one block per task, one row per method, the reference check under it."""
     lines = []
     for task, cells in summary.items():
         info = TASK_INFO[task]
         lines.append(f"{task} ({info.metric}, {'higher' if info.higher_is_better else 'lower'} is better)")
-        lines.append(f"  {'method':<10}{'mean':>9}{'sd':>9}{'seeds':>7}{'params':>10}{'passes':>8}  verdict vs baseline")
-        for method, c in cells.items():
-            lines.append(f"  {method:<10}{c['mean']:>9.3f}{c['sd']:>9.3f}{c['n']:>7}{c['n_params']:>10,}"
-                         f"{c['forward_passes_per_step']:>8.1f}  {c['verdict']}")
+        lines.append(f"  {'method':<16}{'mean':>8}{'sd':>8}{'seeds':>6}{'lr':>8}{'params':>9}{'passes':>7}"
+                     f"{'p':>7}{'Holm':>7}  verdict vs baseline")
+        for method, c in _method_cells(cells).items():
+            p = f"{c['p_value']:>7.3f}{c['p_holm']:>7.3f}" if "p_value" in c else f"{'':>14}"
+            lines.append(f"  {method:<16}{c['mean']:>8.3f}{c['sd']:>8.3f}{c['n']:>6}{c['lr']:>8.0e}{c['n_params']:>9,}"
+                         f"{c['forward_passes_per_step']:>7.1f}{p}  {c['verdict']}")
+        if "_reference" in cells:
+            lines.append(f"  reference: {cells['_reference']['why']}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- stored results
+def provenance(command: str, threads: int, jobs: int, wall_seconds: float, device: str) -> dict:
+    """Where a results file came from: enough to rerun it and to know when it could differ."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+        "command": command, "torch": torch.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "device": device, "threads_per_job": threads, "jobs": jobs,
+        "cpu_pins": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_seconds": round(wall_seconds, 1),
+    }
+
+
+def load_results(path: str | Path) -> dict:
+    """A results file written by ``python -m lib.harness --json``: provenance, size, references,
+    runs (as :class:`CellResult`) and summary. Raises naming the file when it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {path}: generate them with the command in lib/harness.py's docstring")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    missing = [k for k in ("provenance", "size", "references", "runs") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}: not a harness results file")
+    data["size"] = Size(**{**data["size"], "seeds": tuple(data["size"]["seeds"]), "lrs": tuple(data["size"]["lrs"])})
+    data["runs"] = [CellResult(**r) for r in data["runs"]]
+    for r in data["runs"]:
+        if "by_hops" in r.extra:
+            r.extra["by_hops"] = {int(k): v for k, v in r.extra["by_hops"].items()}
+    return data
+
+
+def write_results(path: str | Path, size: Size, results: list[CellResult], refs: dict, prov: dict) -> Path:
+    """Write every run, the references and the summary; via a temporary file, so a failure leaves
+    any earlier file untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"provenance": prov, "size": asdict(size), "references": refs, "runs": [asdict(r) for r in results],
+            "summary": summarize(results, refs)}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    tmp.replace(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="full size (5 seeds, long runs): use a GPU")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--json", default=None, help="also write every run and the summary to this file")
+    parser.add_argument("--methods", nargs="+", default=None, choices=METHODS)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default 1: this process)")
+    parser.add_argument("--json", default=None, help="also write every run, the references and the summary to this file")
     args = parser.parse_args(argv)
     from lib.training import make_reproducible, pick_device
 
-    make_reproducible(seed=0, threads=max(1, min(2, torch.get_num_threads())))
+    threads = 1 if args.jobs > 1 else max(1, min(2, torch.get_num_threads()))
+    make_reproducible(seed=0, threads=threads)
     device = pick_device(args.device)
-    size = FULL if args.full else SMALL
-    results = run_harness(size, tuple(args.tasks), tuple(args.methods), device)
-    summary = summarize(results)
-    print(format_table(summary))
+    size = FULL if args.full else SIZES[args.size]
+    start = time.perf_counter()
+    results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
+                          jobs=args.jobs)
+    refs = {t: task_references(t, size) for t in args.tasks}
+    print(format_table(summarize(results, refs)))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"size": asdict(size), "device": str(device), "runs": [asdict(r) for r in results],
-                       "summary": summary}, f, indent=2, default=float)
+        command = "python -m lib.harness " + " ".join(sys.argv[1:] if argv is None else argv)
+        write_results(args.json, size, results, refs, provenance(command, threads, args.jobs, time.perf_counter() - start, str(device)))
     return 0
 
 

@@ -402,7 +402,7 @@ class GPT(HookedRootModule):
         batch, pos = self._check_inputs(tokens, input_embeds, offset)
         tok = self.embed(tokens) if input_embeds is None else input_embeds
         resid = self.hook_embed(tok) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
-        for block in self.blocks:
+        for block in self.blocks_to_run():
             resid = block(resid, kv_cache)
         if return_type == "resid":
             return resid
@@ -438,6 +438,10 @@ class GPT(HookedRootModule):
         if tokens.shape[1] < 2:
             raise ValueError("the next-token loss needs at least 2 positions")
         return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten().long())
+
+    def blocks_to_run(self) -> list[nn.Module]:
+        """The blocks one forward pass runs, in order (a looped model repeats them)."""
+        return list(self.blocks)
 
     def new_kv_cache(self) -> KVCache:
         return KVCache(self.cfg.n_layers)

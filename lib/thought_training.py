@@ -115,6 +115,7 @@ def collect_survivors(
     min_score: float | None = 0.0,
     chunk: int = 128,
     seed: int = 0,
+    first_gap: int = 1,
 ) -> tuple[Tensor, Tensor, list[list[dict]]]:
     """Run an episode on every chunk of ``chunk`` rows and return the rows with their kept
     thoughts ``(tokens, lengths)`` plus each chunk's per-round history. By default only thoughts
@@ -129,7 +130,7 @@ def collect_survivors(
     for start in range(0, tokens.shape[0], chunk):
         ep = run_episode(
             model, tokens[start : start + chunk], lengths[start : start + chunk], thought_id, pad_id,
-            n_rounds, rule, keep_fraction, min_score, gen,
+            n_rounds, rule, keep_fraction, min_score, gen, first_gap=first_gap,
         )
         out.append((ep.batch.tokens, ep.batch.lengths))
         histories.append(ep.history)
@@ -189,12 +190,14 @@ def evaluate_nll(
 
 @torch.no_grad()
 def calibrate_max_rank(
-    model: GPT, tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], thought_id: int, rate: float, batch_size: int = 64
+    model: GPT, tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], thought_id: int, rate: float, batch_size: int = 64,
+    first_gap: int = 1,
 ) -> int:
     """The smallest ``max_rank`` at which the model would want a thought at a fraction ``rate``
     of the positions of these (thought-free, training) rows: a threshold for
     :func:`lib.thoughts.fast_forward` that inserts about as many thoughts as the survivors had,
-    chosen without looking at held-out text."""
+    chosen without looking at held-out text. With ``first_gap``, only the positions before gaps
+    ``>= first_gap`` (where a thought may go) count."""
     _check_batch(tokens, lengths)
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"rate must lie in (0, 1], got {rate}")
@@ -203,7 +206,7 @@ def calibrate_max_rank(
         rows, lens = tokens[s : s + batch_size], lengths[s : s + batch_size]
         r = thought_ranks(model(rows), thought_id)
         ar = torch.arange(rows.shape[1], device=rows.device)[None]
-        ranks.append(r[ar < lens[:, None] - 1])  # positions a text token still follows
+        ranks.append(r[(ar < lens[:, None] - 1) & (ar >= first_gap - 1)])  # a text token still follows
     flat = torch.cat(ranks).sort().values
     k = max(0, math.ceil(rate * flat.numel()) - 1)
     return int(flat[k])
@@ -278,6 +281,7 @@ def train_thinker(
     n_rounds: int = 2,
     rule: str = "rank",
     progress: bool = False,
+    first_gap: int = 1,
 ) -> dict:
     """A one-schedule variant of notebook 06's recipe, for the harness of notebook 08 (notebook 06
     itself runs the steps separately, to show each): ``steps`` optimizer steps in all, on
@@ -286,8 +290,9 @@ def train_thinker(
     predicted); at the half-way step, episodes on the second half's rows keep the thoughts that
     raised the text log-likelihood (:func:`collect_survivors`); the second half trains on those
     survivors with the thoughts as targets, so the model learns where to think. Only
-    ``text_targets`` (by original position) are trained among the text tokens. Returns the
-    survivors' thoughts per row and the training history."""
+    ``text_targets`` (by original position) are trained among the text tokens; thoughts, random or
+    kept, go only before original tokens ``first_gap`` and later (where the task's fillers go).
+    Returns the survivors' thoughts per row and the training history."""
     from lib.training import TrainConfig, train
 
     _check_batch(tokens, lengths)
@@ -306,11 +311,11 @@ def train_thinker(
         if step < half:
             idx = slice(step * batch_size, (step + 1) * batch_size)
             counts = torch.randint(0, warmup_thoughts + 1, (batch_size,), generator=gen)
-            rows, lens = insert_random_thoughts(tokens[idx], lengths[idx], counts, thought_id, pad_id, gen)
+            rows, lens = insert_random_thoughts(tokens[idx], lengths[idx], counts, thought_id, pad_id, gen, first_gap)
             return rows, lens, text_targets[idx], False
         if state["survivors"] is None:  # the switch: episodes with the warmed-up model
             sv_tokens, sv_lengths, _ = collect_survivors(model, tokens[second], lengths[second], thought_id, pad_id,
-                                                         n_rounds, rule, seed=seed)
+                                                         n_rounds, rule, seed=seed, first_gap=first_gap)
             state["survivors"] = (sv_tokens, sv_lengths)
             state["thoughts_per_row"] = float((sv_tokens == thought_id).sum()) / sv_tokens.shape[0]
         sv_tokens, sv_lengths = state["survivors"]
@@ -329,18 +334,23 @@ def train_thinker(
 
 @torch.no_grad()
 def generate_with_thoughts(
-    model: GPT, prompt: Int[Tensor, "batch pos"], n_answer: int, thought_id: int, max_rank: int = 0, budget: int = 2
+    model: GPT, prompt: Int[Tensor, "batch pos"], n_answer: int, thought_id: int, max_rank: int = 0, budget: int = 2,
+    first_gap: int = 1,
 ) -> tuple[Int[Tensor, "batch n_answer"], Tensor]:
     """Read the prompt and answer greedily, thinking where the model wants to: before each prompt
     token after the first, and before each answer token, a row inserts ``<|thought|>`` when the
     model ranks it ``<= max_rank`` and the row has budget left (as :func:`lib.thoughts.fast_forward`
     does on text); otherwise it feeds its next prompt token, or writes its best non-thought token.
-    Every row advances one position per step. Returns the ``n_answer`` answer tokens of each row
-    (thoughts stripped) and how many thoughts each row placed."""
+    Every row advances one position per step. ``first_gap``: no thought before prompt tokens
+    ``< first_gap`` (``first_gap = prompt length``: thoughts only among the answer, where a
+    task's fillers go). Returns the ``n_answer`` answer tokens of each row (thoughts stripped)
+    and how many thoughts each row placed."""
     _check_int_tensor(prompt, "prompt", 2)
     if not isinstance(n_answer, int) or n_answer <= 0 or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"n_answer must be a positive int and budget a non-negative int, got {n_answer!r}, {budget!r}")
     rows, P = prompt.shape
+    if isinstance(first_gap, bool) or not isinstance(first_gap, int) or not 1 <= first_gap <= P:
+        raise ValueError(f"first_gap must be an int in [1, prompt length = {P}], got {first_gap!r}")
     if P + n_answer + budget > model.cfg.n_ctx:
         raise ValueError(f"prompt + answer + budget = {P + n_answer + budget} exceeds n_ctx = {model.cfg.n_ctx}")
     was_training = model.training
@@ -356,7 +366,7 @@ def generate_with_thoughts(
     for _ in range(P - 1 + n_answer + budget):
         logits = model(tokens)[:, -1]
         rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
-        think = (rank <= max_rank) & (used < budget) & (written < n_answer)
+        think = (rank <= max_rank) & (used < budget) & (written < n_answer) & (next_prompt >= first_gap)
         in_prompt = next_prompt < P
         best = logits.index_fill(-1, thought, float("-inf")).argmax(-1)
         feed = torch.where(in_prompt, prompt[r, next_prompt.clamp(max=P - 1)], best)

@@ -431,14 +431,27 @@ def _forward_stats(model, tokens: Tensor, thought_id: int) -> PositionStats:
 
 
 @torch.no_grad()
+def _check_first_gap(first_gap) -> None:
+    if isinstance(first_gap, bool) or not isinstance(first_gap, int):
+        raise TypeError(f"first_gap must be an int, got {first_gap!r}")
+    if first_gap < 1:
+        raise ValueError(f"first_gap must be >= 1 (nothing goes before the first token), got {first_gap}")
+
+
 def start_batch(
-    model, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"], thought_id: int, pad_id: int
+    model, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"], thought_id: int, pad_id: int,
+    first_gap: int = 1,
 ) -> ThoughtBatch:
-    """One forward of the plain rows: the baseline every later round compares against."""
+    """One forward of the plain rows: the baseline every later round compares against.
+
+    ``first_gap``: thoughts may go only before original tokens ``first_gap, first_gap + 1, ...``
+    (a task's answer region, where its fillers go); the earlier gaps start out as tried."""
     _check_batch(tokens, lengths)
     _check_id(thought_id, "thought_id", model.cfg.d_vocab)
     _check_id(pad_id, "pad_id", model.cfg.d_vocab)
+    _check_first_gap(first_gap)
     tried = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+    tried[:, :first_gap] = True
     return ThoughtBatch(tokens, lengths, _forward_stats(model, tokens, thought_id), tried, thought_id, pad_id)
 
 
@@ -537,16 +550,17 @@ def run_episode(
     min_score: float | None = None,
     generator: torch.Generator | None = None,
     window: int | None = None,
+    first_gap: int = 1,
 ) -> EpisodeResult:
     """Rounds of insert -> score -> keep the best ``keep_fraction`` -> insert again; the kept
     thoughts accumulate (a row gains at most one per round) and a gap is never tried twice.
 
     ``history[r]`` holds ``mean_score`` (this round's new thoughts), ``mean_kept_score``,
     ``frac_positive``, ``n_kept``, ``thoughts_per_row`` and ``text_ll_gain`` (mean per row, vs
-    the rows without thoughts, in nats)."""
+    the rows without thoughts, in nats). ``first_gap``: as in :func:`start_batch`."""
     if not isinstance(n_rounds, int) or n_rounds < 0:
         raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
-    batch = start_batch(model, tokens, lengths, thought_id, pad_id)
+    batch = start_batch(model, tokens, lengths, thought_id, pad_id, first_gap)
     base_ll = batch.text_ll()
     out = EpisodeResult(batch, [], base_ll)
     for r in range(n_rounds):
@@ -663,11 +677,14 @@ def insert_random_thoughts(
     thought_id: int,
     pad_id: int,
     generator: torch.Generator | None = None,
+    first_gap: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """Insert ``n`` thoughts per row (an int, or one count per row) at distinct random gaps (never
-    before the first token, never two in one gap); rows with fewer gaps get one per gap. Returns
-    ``(new_tokens, new_lengths)``. Used to warm a model up to thoughts it has never seen."""
+    before token ``first_gap``, by default the second, never two in one gap); rows with fewer gaps
+    get one per gap. Returns ``(new_tokens, new_lengths)``. Used to warm a model up to thoughts it
+    has never seen."""
     _check_batch(tokens, lengths)
+    _check_first_gap(first_gap)
     batch, pos = tokens.shape
     if isinstance(n, Tensor):
         _check_int_tensor(n, "n", 1)
@@ -679,7 +696,7 @@ def insert_random_thoughts(
     else:
         raise ValueError(f"n must be a non-negative int or a tensor of counts, got {n!r}")
     ar = torch.arange(pos + 1, device=tokens.device)[None]
-    gap_ok = (ar >= 1) & (ar < lengths[:, None])  # a text token follows the thought
+    gap_ok = (ar >= first_gap) & (ar < lengths[:, None])  # a text token follows the thought
     noise = torch.rand(batch, pos + 1, generator=generator).to(tokens.device).masked_fill(~gap_ok, 2.0)
     rank = noise.argsort(1).argsort(1)  # rank of each gap's noise in its row
     mask = gap_ok & (rank < counts)
