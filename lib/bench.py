@@ -1,7 +1,7 @@
 """Course benchmarks, measured in one run on this machine.
 
     python -m lib.bench           # a readable table
-    python -m lib.bench --json    # the same figures as one JSON object
+    python -m lib.bench --json    # the same figures as one JSON object, alone on stdout
     python -m lib.bench --course [--json] [--notebooks-dir DIR]   # the whole-course time budget
 
 Figures:
@@ -26,6 +26,7 @@ for all notebooks on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -158,6 +159,7 @@ def run_notebook_check(notebook: Path | str, timeout_s: float = NOTEBOOK_TIMEOUT
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     env = {**PINNED_ENV, **os.environ}  # the caller's own settings win, as with the Makefile's
+    env.setdefault("COURSE_STRICT", "1")  # a notebook whose claims fail must fail its check (lib/claims.py)
     start = time.perf_counter()
     # cwd is the repository so that nbval_sanitize.cfg and conftest.py (skipped output types) apply;
     # a session of its own lets a timeout kill pytest and everything it started.
@@ -238,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         result = run_course(notebook_dir, log=sys.stderr)
         print(json.dumps(result, indent=2) if args.json else format_course(result))
         return 0 if result["passed"] else 1
-    results = run_all()
+    if args.json:
+        # Keep stdout for the one JSON object: libraries print notes while the models are built
+        # (TransformerLens: "Changing model dtype to torch.float32"); send those to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            results = run_all()
+    else:
+        results = run_all()
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return 0

@@ -22,6 +22,8 @@ from typing import Iterable, Sequence
 
 import regex
 
+from lib import checks
+
 SPECIAL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|dense|>", "<|thought|>")
 # GPT-2's pre-tokenisation: contractions, letters with an optional leading space, numbers,
 # punctuation runs, and whitespace (a run of spaces gives its last space to the next word).
@@ -31,14 +33,35 @@ _SPLIT = regex.compile(GPT2_SPLIT_PATTERN)
 
 def get_pair_counts(ids: Sequence[int], counts: dict | None = None, weight: int = 1) -> dict[tuple[int, int], int]:
     """Count adjacent pairs in ``ids`` (adding ``weight`` per occurrence into ``counts``)."""
+    _check_id_list(ids, "ids")
+    checks.check_type(counts, "counts", dict, allow_none=True)
+    checks.check_int(weight, "weight", min=1)
     counts = {} if counts is None else counts
     for pair in zip(ids, ids[1:]):
         counts[pair] = counts.get(pair, 0) + weight
     return counts
 
 
+def _check_id_list(ids, name: str) -> None:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise TypeError(f"{name} must be a list of token ids, got {type(ids).__name__}")
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"{name} must hold ints, got {i!r}")
+
+
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of ``pair`` (scanning left to right) by ``new_id``."""
+    _check_id_list(ids, "ids")
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"pair must be a pair of ids (a, b), got {pair!r}")
+    _check_id_list(list(pair), "pair")
+    checks.check_int(new_id, "new_id", min=0)
+    return _merge(ids, pair, new_id)
+
+
+def _merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """:func:`merge_pair` without the checks, for the training and encoding loops."""
     out, i, n = [], 0, len(ids)
     while i < n:
         if i + 1 < n and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -63,6 +86,16 @@ def _bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
+def _check_text(text) -> None:
+    """A str that UTF-8 can encode (a lone surrogate such as "\\ud800" cannot: refused up front
+    with a message, instead of a UnicodeEncodeError from deep inside the encoder)."""
+    checks.check_str(text, "text", nonempty=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text holds a character UTF-8 cannot encode at index {exc.start} (a lone surrogate?)") from exc
+
+
 class BPETokenizer:
     """A byte-level BPE tokenizer.
 
@@ -80,6 +113,9 @@ class BPETokenizer:
         special_tokens: dict[str, int],
         byte_ids: Sequence[int] | None = None,
     ):
+        checks.check_type(vocab, "vocab", dict)
+        checks.check_type(merges, "merges", dict)
+        checks.check_type(special_tokens, "special_tokens", dict)
         self.vocab = dict(vocab)
         self.merges = dict(merges)
         self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}
@@ -87,6 +123,14 @@ class BPETokenizer:
         self.byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
         if len(self.byte_ids) != 256:
             raise ValueError(f"byte_ids must list 256 ids, got {len(self.byte_ids)}")
+        for s, i in self.special_tokens.items():
+            checks.check_str(s, "special_tokens (each name)")
+            checks.check_int(i, f"special_tokens[{s!r}]", min=0)
+            # A special sharing an id with a byte or a merge would shadow it when decoding.
+            if i in self.vocab:
+                raise ValueError(f"special_tokens[{s!r}] = {i} is already the id of a token in the vocabulary")
+        if len(set(self.special_tokens.values())) != len(self.special_tokens):
+            raise ValueError(f"special_tokens must have distinct ids, got {self.special_tokens}")
         self.id_to_special = {i: s for s, i in self.special_tokens.items()}
         self._special_re = (
             regex.compile("(" + "|".join(regex.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
@@ -109,8 +153,17 @@ class BPETokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if not text:
-            raise ValueError("cannot train on an empty corpus")
+            raise ValueError("text is empty: cannot train on an empty corpus")
+        if isinstance(special_tokens, (str, bytes)):
+            # A bare string would be iterated character by character: every letter a special.
+            raise TypeError(f"special_tokens must be a list of strings, got the string {special_tokens!r} (write [{special_tokens!r}])")
+        if not isinstance(special_tokens, Iterable):
+            raise TypeError(f"special_tokens must be a list of strings, got {type(special_tokens).__name__}")
         specials = list(special_tokens)
+        for sp in specials:
+            # An empty special matches between every two characters.
+            checks.check_str(sp, "special_tokens (each entry)")
+        checks.check_bool(verbose, "verbose")
         if len(set(specials)) != len(specials):
             raise ValueError(f"duplicate special tokens: {specials}")
         if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
@@ -160,7 +213,7 @@ class BPETokenizer:
                 for old in zip(ids, ids[1:]):
                     pair_counts[old] -= f
                     changed.add(old)
-                new_ids = merge_pair(ids, pair, new_id)
+                new_ids = _merge(ids, pair, new_id)
                 for p in set(zip(ids, ids[1:])):
                     where[p].discard(wi)
                 for p in zip(new_ids, new_ids[1:]):
@@ -191,12 +244,13 @@ class BPETokenizer:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, float("inf")))
             if pair not in self.ranks:
                 break
-            ids = merge_pair(ids, pair, self.merges[pair])
+            ids = _merge(ids, pair, self.merges[pair])
         self._cache[chunk] = ids
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token strings as ordinary characters."""
+        _check_text(text)
         out: list[int] = []
         for piece in _SPLIT.findall(text):
             out.extend(self._encode_chunk(piece.encode("utf-8")))
@@ -205,8 +259,7 @@ class BPETokenizer:
     def encode(self, text: str, allowed_special: str | set[str] = "all") -> list[int]:
         """Text -> token ids. ``allowed_special``: ``"all"`` (specials become their ids),
         ``"none"`` (they are encoded as plain text) or a set of the specials to recognise."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        _check_text(text)
         if allowed_special == "none" or not self.special_tokens:
             return self.encode_ordinary(text)
         if allowed_special == "all":
@@ -216,8 +269,10 @@ class BPETokenizer:
             if unknown:
                 raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}")
             allowed = set(allowed_special)
-        else:
+        elif isinstance(allowed_special, str):
             raise ValueError(f"allowed_special must be 'all', 'none' or a set, got {allowed_special!r}")
+        else:
+            raise TypeError(f"allowed_special must be 'all', 'none' or a set, got {type(allowed_special).__name__}")
         out: list[int] = []
         for part in self._special_re.split(text):
             if part in allowed:
@@ -244,6 +299,10 @@ class BPETokenizer:
         return list(ids)
 
     def token_bytes(self, i: int) -> bytes:
+        """The bytes token ``i`` stands for (a special: its name in UTF-8)."""
+        checks.check_int(i, "i")
+        if i not in self.vocab and i not in self.id_to_special:
+            raise ValueError(f"i = {i} is not a token id of this tokenizer")
         return self.id_to_special[i].encode("utf-8") if i in self.id_to_special else self.vocab[i]
 
     def decode(self, ids) -> str:
@@ -261,6 +320,8 @@ class BPETokenizer:
         return max(list(self.vocab) + list(self.id_to_special)) + 1
 
     def token_to_id(self, token: str) -> int:
+        """The id of a special token (KeyError, naming the specials, for an unknown one)."""
+        checks.check_str(token, "token")
         if token not in self.special_tokens:
             raise KeyError(f"{token!r} is not a special token of this tokenizer ({sorted(self.special_tokens)})")
         return self.special_tokens[token]
@@ -280,8 +341,7 @@ class BPETokenizer:
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
         """Write a readable JSON file: merges as id pairs in rank order, specials by name."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = checks.check_path(path, "path")
         data = {
             "format": "course-bpe-v1",
             "pattern": GPT2_SPLIT_PATTERN,
@@ -289,16 +349,21 @@ class BPETokenizer:
             "merges": [[a, b, new] for (a, b), new in self.merges.items()],
             "special_tokens": self.special_tokens,
         }
-        path.write_text(json.dumps(data), encoding="utf-8")
+        with checks.atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data), encoding="utf-8")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "BPETokenizer":
+        if not isinstance(path, (str, Path)):
+            raise TypeError(f"path must be a str or a pathlib.Path, got {type(path).__name__}")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no tokenizer file at {path} (regenerate it with `python -m lib.prepare`)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got a JSON {type(data).__name__}")
             if data.get("format") != "course-bpe-v1":
                 raise ValueError(f"unknown format {data.get('format')!r}")
             byte_ids = [int(i) for i in data["byte_ids"]]
@@ -308,9 +373,9 @@ class BPETokenizer:
                 merges[(int(a), int(b))] = int(new)
                 vocab[int(new)] = vocab[int(a)] + vocab[int(b)]
             specials = {str(k): int(v) for k, v in data["special_tokens"].items()}
-        except (ValueError, KeyError, TypeError) as exc:
+            return cls(vocab, merges, specials, byte_ids)
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not a valid tokenizer file: {exc}") from exc
-        return cls(vocab, merges, specials, byte_ids)
 
     @classmethod
     def from_gpt2_files(cls, encoder_json: str | Path, vocab_bpe: str | Path) -> "BPETokenizer":
@@ -351,6 +416,8 @@ def compare_with_hf_tokenizers(text: str, vocab_size: int, special_tokens: Seque
     both token counts for that text and the relative difference (ours / HF - 1)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    checks.check_str(text, "text")
+    checks.check_int(vocab_size, "vocab_size", min=256)
     ours = BPETokenizer.train(text, vocab_size, special_tokens)
     hf = Tokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -12,7 +12,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from lib.paths import SHAKESPEARE_PATH, TOKENIZER_PATH, shakespeare_text
+from lib.paths import SHAKESPEARE_PATH, TOKENIZER_PATH, require_file, shakespeare_text
 
 
 @dataclass
@@ -46,10 +46,11 @@ def tokenize_corpus(tokenizer, text: str, val_fraction: float = 0.1) -> Tokenize
 
 
 def load_tokenizer(path=TOKENIZER_PATH):
-    """The course's trained byte-level BPE tokenizer (2048 tokens, specials included)."""
+    """The course's trained byte-level BPE tokenizer (2048 tokens, specials included); a missing
+    file raises ``FileNotFoundError`` that says where the course's data comes from."""
     from lib.bpe import BPETokenizer
 
-    return BPETokenizer.load(path)
+    return BPETokenizer.load(require_file(path, "the course tokenizer"))
 
 
 @lru_cache(maxsize=2)

@@ -29,23 +29,21 @@ References: Vaswani et al. 2017 (encoder-decoder, cross-attention); the DeepSigh
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, NamedTuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from lib import checks
 from lib.future_loss import Disaffinity, future_loss
 from lib.model import (
     GPT,
-    MLP,
-    Attention,
+    CrossAttention,  # noqa: F401  (re-exported: the decoder's cross-attention is lib.model's Attention)
     Embed,
     GPTConfig,
     KVCache,
@@ -54,53 +52,44 @@ from lib.model import (
     TransformerBlock,
     Unembed,
     check_config_fields,
-    check_token_ids,
     count_params,
     init_gpt2_weights,
+    restored_on_error,
 )
 
 EncDecReturnType = Literal["logits", "loss", "both", "final_resid", "planning", None]
+ENCDEC_RETURN_TYPES: tuple = ("logits", "loss", "both", "final_resid", "planning", None)
 
 
 @dataclass
-class EncDecConfig:
-    """Shape of the encoder-decoder. Encoder and decoder blocks share d_model, heads and d_mlp."""
+class EncDecConfig(GPTConfig):
+    """Shape of the encoder-decoder: a :class:`lib.model.GPTConfig` whose blocks are split into
+    ``n_enc_layers`` encoder and ``n_dec_layers`` decoder blocks (``n_layers`` is their sum and
+    is not set by hand). Encoder and decoder blocks share d_model, heads and d_mlp."""
 
-    d_vocab: int = 2048
+    # New defaults for the inherited fields (their order stays GPTConfig's) ...
     n_ctx: int = 64
     d_model: int = 64
-    n_enc_layers: int = 1
-    n_dec_layers: int = 1
-    n_heads: int = 4
+    n_layers: int = field(init=False, default=2, repr=False)  # derived in __post_init__
     d_head: int = 16
     d_mlp: int = 256
-    act_fn: Literal["gelu", "gelu_new", "relu"] = "gelu"
-    ln_eps: float = 1e-5
-    init_std: float = 0.02
-    use_sdpa: bool = True
+    # ... and the split.
+    n_enc_layers: int = 1
+    n_dec_layers: int = 1
 
     def __post_init__(self) -> None:
-        check_config_fields(
-            self, ("d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers", "n_heads", "d_head", "d_mlp")
-        )
-        if not self.ln_eps > 0 or not self.init_std > 0:
-            raise ValueError(f"ln_eps and init_std must be positive, got {self.ln_eps}, {self.init_std}")
-
-    @property
-    def n_layers(self) -> int:
-        """Total number of blocks (encoder + decoder)."""
-        return self.n_enc_layers + self.n_dec_layers
+        check_config_fields(self, ("n_enc_layers", "n_dec_layers"))
+        self.n_layers = self.n_enc_layers + self.n_dec_layers  # total number of blocks
+        super().__post_init__()
 
     def block_config(self) -> GPTConfig:
-        """The :class:`GPTConfig` each block is built from (``n_layers`` = all blocks)."""
-        return GPTConfig(
-            d_vocab=self.d_vocab, n_ctx=self.n_ctx, d_model=self.d_model, n_layers=self.n_layers,
-            n_heads=self.n_heads, d_head=self.d_head, d_mlp=self.d_mlp, act_fn=self.act_fn,
-            ln_eps=self.ln_eps, init_std=self.init_std, use_sdpa=self.use_sdpa,
-        )
+        """The plain :class:`GPTConfig` of the same blocks (``n_layers`` = all blocks)."""
+        return GPTConfig(**{k: v for k, v in asdict(self).items() if k not in ("n_enc_layers", "n_dec_layers")})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        order = ("d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers", "n_heads", "d_head", "d_mlp",
+                 "act_fn", "ln_eps", "init_std", "use_sdpa")
+        return {k: getattr(self, k) for k in order}
 
 
 class EncDecOutput(NamedTuple):
@@ -111,82 +100,22 @@ class EncDecOutput(NamedTuple):
     embeds: Tensor  # [batch, pos, d_model]: E = token + position embeddings (not detached)
 
 
-class CrossAttention(Attention):
-    """Multi-head attention whose queries come from the decoder stream and whose keys and values
-    come from the encoder output at the same positions. Query t sees encoder positions <= t, the
-    causal mask of self-attention, so no future token leaks through the encoder."""
-
-    def forward(  # type: ignore[override]
-        self,
-        x: Float[Tensor, "batch pos d_model"],
-        encoder_out: Float[Tensor, "batch pos d_model"],
-        kv_cache: KVCache | None = None,
-        layer: int = 0,
-    ) -> Float[Tensor, "batch pos d_model"]:
-        if x.shape != encoder_out.shape:
-            raise ValueError(f"decoder stream {tuple(x.shape)} and encoder output {tuple(encoder_out.shape)} must align")
-        batch, pos, d_model = x.shape
-        h, dh = self.cfg.n_heads, self.cfg.d_head
-        q = torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q
-        # Keys and values in one matmul: [d_model, 2 * head * d_head].
-        W_kv = torch.cat([self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 2 * h * dh)
-        kv = (encoder_out.reshape(batch * pos, d_model) @ W_kv).view(batch, pos, 2 * h, dh)
-        k, v = (kv + torch.cat([self.b_K, self.b_V])).split(h, dim=2)
-        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [batch, head, pos, d_head]
-        offset = 0
-        if kv_cache is not None:
-            # The encoder outputs of earlier positions never change (the encoder is causal), so
-            # their keys and values can be cached exactly like self-attention's.
-            offset = kv_cache.layer_length(layer)
-            k, v = kv_cache.append(layer, k, v)
-        n_q, n_k = q.shape[2], k.shape[2]
-        if self.cfg.use_sdpa and not self._pattern_is_hooked():
-            if offset == 0:
-                z = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            else:
-                allowed = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).tril(diagonal=offset)
-                z = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        else:
-            scores = torch.einsum("bhqe,bhke->bhqk", q, k) / math.sqrt(dh)
-            future = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(diagonal=offset + 1)
-            scores = self.hook_attn_scores(scores.masked_fill(future, float("-inf")))
-            pattern = self.hook_pattern(scores.softmax(dim=-1))
-            z = torch.einsum("bhqk,bhke->bhqe", pattern, v)
-        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
-        out = z.reshape(batch * n_q, h * dh) @ self.W_O.reshape(h * dh, d_model)
-        return out.view(batch, n_q, d_model) + self.b_O
-
-
-class DecoderBlock(nn.Module):
-    """resid_mid = resid_pre + attn(ln1(resid_pre))
+class DecoderBlock(TransformerBlock):
+    """A :class:`lib.model.TransformerBlock` with cross-attention to the encoder output:
+    resid_mid = resid_pre + attn(ln1(resid_pre))
     resid_mid_cross = resid_mid + cross_attn(ln_cross(resid_mid), encoder_out)
     resid_post = resid_mid_cross + mlp(ln2(resid_mid_cross))"""
 
     def __init__(self, cfg: GPTConfig, self_layer: int, cross_layer: int):
-        super().__init__()
         # Indices into the model's KV cache for this block's self- and cross-attention.
-        self.self_layer, self.cross_layer = self_layer, cross_layer
-        self.ln1 = LayerNorm(cfg)
-        self.attn = Attention(cfg)
-        self.ln_cross = LayerNorm(cfg)
-        self.cross_attn = CrossAttention(cfg)
-        self.ln2 = LayerNorm(cfg)
-        self.mlp = MLP(cfg)
-        self.hook_resid_pre = HookPoint()
-        self.hook_attn_out = HookPoint()
-        self.hook_resid_mid = HookPoint()
-        self.hook_cross_attn_out = HookPoint()
-        self.hook_resid_mid_cross = HookPoint()
-        self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
+        super().__init__(cfg, self_layer, cross_layer=cross_layer)
 
-    def forward(self, resid: Tensor, encoder_out: Tensor, kv_cache: KVCache | None = None) -> Tensor:
-        resid = self.hook_resid_pre(resid)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), kv_cache, self.self_layer)))
-        cross = self.cross_attn(self.ln_cross(resid), encoder_out, kv_cache, self.cross_layer)
-        resid = self.hook_resid_mid_cross(resid + self.hook_cross_attn_out(cross))
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+    @property
+    def self_layer(self) -> int:
+        return self.layer
+
+    def forward(self, resid: Tensor, encoder_out: Tensor, kv_cache: KVCache | None = None) -> Tensor:  # type: ignore[override]
+        return super().forward(resid, kv_cache, encoder_out=encoder_out)
 
 
 class EncToDec(nn.Module):
@@ -194,10 +123,11 @@ class EncToDec(nn.Module):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.W = nn.Parameter(torch.empty(cfg.d_model, cfg.d_model))
-        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        d = cfg.d_model
+        self.W, self.b = nn.Parameter(torch.empty(d, d)), nn.Parameter(torch.zeros(d))  # W first: init order
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        checks.check_tensor(x, "x", dtype="float")
         return x @ self.W + self.b
 
 
@@ -211,7 +141,7 @@ class EncoderDecoderGPT(HookedRootModule):
         if not isinstance(cfg, EncDecConfig):
             raise TypeError(f"EncoderDecoderGPT expects an EncDecConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        bcfg = cfg.block_config()
+        bcfg = cfg
         n_enc, n_dec = cfg.n_enc_layers, cfg.n_dec_layers
         self.embed = Embed(bcfg)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
@@ -234,13 +164,11 @@ class EncoderDecoderGPT(HookedRootModule):
         """GPT-2's init, as :meth:`lib.model.GPT.init_weights` (:func:`lib.model.init_gpt2_weights`)."""
         init_gpt2_weights(self, self.cfg.init_std, self.cfg.n_layers)
 
-    def _check_tokens(self, tokens: Tensor, offset: int) -> tuple[int, int]:
-        batch, pos = check_token_ids(tokens, self.cfg.d_vocab)
-        if pos == 0:
-            raise ValueError("the sequence is empty (pos = 0)")
-        if offset + pos > self.cfg.n_ctx:
-            raise ValueError(f"sequence of {offset + pos} positions exceeds n_ctx = {self.cfg.n_ctx}")
-        return batch, pos
+    # The same input rules as GPT's (tokens only: the encoder-decoder takes no input_embeds).
+    _check_call = GPT._check_call
+    _check_inputs = GPT._check_inputs
+    _check_loss_inputs = GPT._check_loss_inputs
+    _head = GPT._head
 
     def forward(
         self,
@@ -253,10 +181,11 @@ class EncoderDecoderGPT(HookedRootModule):
         """Run encoder then decoder. ``return_type``: ``"logits"``, ``"loss"`` (next-token
         cross-entropy, or against ``targets`` with -100 ignored), ``"both"``, ``"final_resid"``,
         ``"planning"`` (an :class:`EncDecOutput`) or ``None``."""
-        if return_type not in ("logits", "loss", "both", "final_resid", "planning", None):
-            raise ValueError(f"unknown return_type {return_type!r}")
-        offset = 0 if kv_cache is None else kv_cache.length
-        batch, pos = self._check_tokens(tokens, offset)
+        batch, pos, offset = self._check_call(tokens, None, return_type, targets, kv_cache, ENCDEC_RETURN_TYPES)
+        with restored_on_error(kv_cache):
+            return self._run(tokens, return_type, targets, kv_cache, batch, pos, offset)
+
+    def _run(self, tokens, return_type, targets, kv_cache, batch: int, pos: int, offset: int):
         embeds = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
         resid = embeds
         for block in self.encoder:
@@ -266,17 +195,9 @@ class EncoderDecoderGPT(HookedRootModule):
         for block in self.decoder:
             resid = block(resid, encoder_out, kv_cache)
         final = self.ln_final(resid)
-        if return_type == "final_resid":
-            return final
-        if return_type is None:
-            return None
-        logits = self.unembed(final)
-        if return_type == "logits":
-            return logits
         if return_type == "planning":
-            return EncDecOutput(logits, encoder_out, embeds)
-        loss = GPT.loss(logits, tokens, targets)
-        return loss if return_type == "loss" else (logits, loss)
+            return EncDecOutput(self.unembed(final), encoder_out, embeds)
+        return self._head(final, tokens, targets, return_type)
 
     loss = staticmethod(GPT.loss)
 
@@ -361,16 +282,13 @@ def planning_loss_fn(
         scored_only: apply the future loss only at positions whose next token is scored
             (``targets != -100``): where the task makes a decision. Needs batches with targets.
     """
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or math.isinf(lam):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"the horizon n must be a positive int, got {n!r}")
-    if kind not in ("mse", "cosine"):
-        raise ValueError(f"kind must be 'mse' or 'cosine', got {kind!r}")
-    if log is not None and not isinstance(log, PlanningLossLog):
-        raise TypeError(f"log must be a PlanningLossLog, got {type(log).__name__}")
-    if not isinstance(scored_only, bool):
-        raise TypeError(f"scored_only must be a bool, got {scored_only!r}")
+    checks.check_float(lam, "lam", min=0.0)
+    checks.check_int(n, "the horizon n", min=1)
+    checks.check_choice(kind, "kind", ("mse", "cosine"))
+    checks.check_type(log, "log", PlanningLossLog, allow_none=True)
+    if future_fn is not None and not callable(future_fn):
+        raise TypeError(f"future_fn must be a callable or None, got {type(future_fn).__name__}")
+    checks.check_bool(scored_only, "scored_only")
     if scored_only and future_fn is not None:
         raise ValueError("scored_only works with the default future loss only (future_fn must be None)")
     fut = future_fn if future_fn is not None else future_loss
@@ -428,10 +346,11 @@ def build_variant(
     - ``"encdec"``: the encoder-decoder trained on cross-entropy only (future loss logged);
     - ``"encdec+mse"`` / ``"encdec+cosine"``: cross-entropy + ``lam`` * future loss (horizon ``n``).
     """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
-    if not isinstance(cfg, EncDecConfig):
-        raise TypeError(f"cfg must be an EncDecConfig, got {type(cfg).__name__}")
+    checks.check_choice(name, "name", VARIANTS)
+    checks.check_type(cfg, "cfg", EncDecConfig)
+    checks.check_float(lam, "lam", min=0.0)
+    checks.check_int(n, "n", min=1)
+    checks.check_int(seed, "seed", min=0)
     torch.manual_seed(seed)
     if name.startswith("gpt"):
         model = GPT(gpt_same_layers(cfg) if name == "gpt" else gpt_matched_params(cfg)).to(device)

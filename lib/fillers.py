@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from jaxtyping import Int
 from torch import Tensor
 
+from lib import checks
 from lib.model import GPT
 
 FillerKind = Literal["pause", "dense"]
@@ -33,10 +34,9 @@ def interleave_fillers(
     Returns ``(tokens, targets)``: ``targets[:, i]`` is the next real token when position i is
     followed by a real token, and -100 when it is followed by a filler or is the last position.
     """
-    if not isinstance(windows, Tensor) or windows.is_floating_point() or windows.ndim != 2:
-        raise ValueError("windows must be an integer tensor of shape [batch, n_real]")
-    if not isinstance(every, int) or every <= 0:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+    checks.check_token_ids(windows, "windows")
+    checks.check_int(every, "every", min=1)
+    checks.check_int(filler_id, "filler_id", min=0)
     B, W = windows.shape
     if W < 2:
         raise ValueError(f"a window needs at least 2 real tokens, got {W}")
@@ -57,9 +57,23 @@ def masked_lm_loss(
     logits: Tensor, targets: Int[Tensor, "batch pos"], masked_ids: Sequence[int] = (), reduction: str = "mean"
 ) -> Tensor:
     """Cross-entropy against ``targets`` (-100 ignored) with the logits of ``masked_ids`` set to
-    -inf first (renormalised over the other tokens)."""
-    if logits.ndim != 3 or logits.shape[:2] != targets.shape:
+    -inf first (renormalised over the other tokens). With ``reduction="mean"`` at least one
+    target must be scored (the mean of nothing would be NaN)."""
+    from lib.model import check_targets
+
+    checks.check_tensor(logits, "logits", ndim=3, dtype="float")
+    checks.check_choice(reduction, "reduction", ("mean", "sum", "none"))
+    if isinstance(masked_ids, (str, bytes)) or not isinstance(masked_ids, Sequence):
+        raise TypeError(f"masked_ids must be a sequence of token ids, got {type(masked_ids).__name__}")
+    for i in masked_ids:
+        checks.check_int(i, "masked_ids (each id)", min=0, max=logits.shape[-1] - 1)
+    checks.check_tensor(targets, "targets", dtype="int")
+    if logits.shape[:2] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree")
+    if reduction == "mean":
+        check_targets(targets, tuple(targets.shape), logits.shape[-1])
+    else:
+        checks.check_token_ids(targets, "targets", logits.shape[-1], ndim=2, ignore_index=-100)
     if masked_ids:
         logits = logits.index_fill(-1, torch.tensor(list(masked_ids), device=logits.device), float("-inf"))
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction=reduction)
@@ -70,8 +84,9 @@ def filler_logits(model: GPT, tokens: Tensor, kind: FillerKind | None, filler_id
     unrolled forward for dense tokens (``depth=None``: exact, as many passes as fillers)."""
     from lib.dense import unrolled_forward
 
-    if kind not in (None, "pause", "dense"):
-        raise ValueError(f"kind must be None, 'pause' or 'dense', got {kind!r}")
+    checks.check_choice(kind, "kind", (None, "pause", "dense"))
+    checks.check_int(filler_id, "filler_id", min=0)
+    checks.check_int(depth, "depth", min=0, allow_none=True)
     if kind != "dense":
         return model(tokens)
     exact = int((tokens == filler_id).sum(dim=1).max())
@@ -81,10 +96,11 @@ def filler_logits(model: GPT, tokens: Tensor, kind: FillerKind | None, filler_id
 def validation_windows(data: Int[Tensor, " n_tokens"], n_real: int, max_windows: int) -> Int[Tensor, "n n_real"]:
     """Consecutive windows of ``n_real`` tokens overlapping by one (each window's first token is
     context only), at most ``max_windows``: the held-out rows every text method is scored on."""
-    if data.ndim != 1 or len(data) < n_real or n_real < 2:
-        raise ValueError(f"data must be a 1-D tensor with at least n_real = {n_real} >= 2 tokens")
-    if max_windows <= 0:
-        raise ValueError(f"max_windows must be positive, got {max_windows}")
+    checks.check_token_ids(data, "data", ndim=1)
+    checks.check_int(n_real, "n_real", min=2)
+    checks.check_int(max_windows, "max_windows", min=1)
+    if len(data) < n_real:
+        raise ValueError(f"data has {len(data)} tokens, fewer than one window of n_real = {n_real}")
     starts = list(range(0, len(data) - n_real + 1, n_real - 1))[:max_windows]
     return torch.stack([data[s : s + n_real] for s in starts])
 
@@ -103,19 +119,21 @@ def evaluate_text_nll(
 ) -> float:
     """Mean nats per real token over consecutive windows of ``data`` (each window's first token is
     context only), fillers inserted as in training, special logits masked. Dense models run exactly."""
-    device = next(model.parameters()).device
+    device = checks.model_device(model)
     all_windows = validation_windows(data, n_real, max_windows)
-    was_training = model.training
-    model.eval()
+    checks.check_choice(kind, "kind", (None, "pause", "dense"))
+    checks.check_int(every, "every", min=1)
+    checks.check_int(filler_id, "filler_id", min=0)
+    checks.check_int(batch_size, "batch_size", min=1)
     total, count = 0.0, 0
-    for i in range(0, len(all_windows), batch_size):
-        windows = all_windows[i : i + batch_size].to(device)
-        if kind is None:
-            tokens, targets = windows, torch.cat([windows[:, 1:], torch.full_like(windows[:, :1], -100)], dim=1)
-        else:
-            tokens, targets = interleave_fillers(windows, every, filler_id)
-        logits = filler_logits(model, tokens, kind, filler_id)
-        total += masked_lm_loss(logits, targets, masked_ids, reduction="sum").item()
-        count += int((targets != -100).sum())
-    model.train(was_training)
+    with checks.eval_mode(model):
+        for i in range(0, len(all_windows), batch_size):
+            windows = all_windows[i : i + batch_size].to(device)
+            if kind is None:
+                tokens, targets = windows, torch.cat([windows[:, 1:], torch.full_like(windows[:, :1], -100)], dim=1)
+            else:
+                tokens, targets = interleave_fillers(windows, every, filler_id)
+            logits = filler_logits(model, tokens, kind, filler_id)
+            total += masked_lm_loss(logits, targets, masked_ids, reduction="sum").item()
+            count += int((targets != -100).sum())
     return total / count

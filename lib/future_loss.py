@@ -26,19 +26,20 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from lib import checks
+
 Disaffinity = Literal["mse", "cosine"]
 
 
 def _check_embeddings(E: Tensor, name: str = "E") -> None:
     if not isinstance(E, Tensor) or not E.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor")
+        raise TypeError(f"{name} must be a floating-point tensor, got {checks._got(E)}")
     if E.ndim != 3:
         raise ValueError(f"{name} must have shape [batch, pos, d_model], got {tuple(E.shape)}")
 
 
 def _check_horizon(n: int, pos: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"the horizon n must be a positive int, got {n!r}")
+    checks.check_int(n, "the horizon n", min=1)
     if n >= pos:
         raise ValueError(f"the horizon n = {n} must be smaller than the sequence length {pos}")
 
@@ -69,13 +70,14 @@ def disaffinity(
 ) -> Tensor:
     """Mean squared error, or cosine dissimilarity 1 - (cos + 1) / 2 (0 = same direction,
     1 = opposite), averaged over every position."""
+    checks.check_tensor(a, "a", dtype="float")
+    checks.check_tensor(b, "b", dtype="float")
+    checks.check_choice(kind, "kind", ("mse", "cosine"))
     if a.shape != b.shape:
         raise ValueError(f"the two sides must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if kind == "mse":
         return F.mse_loss(a, b)
-    if kind == "cosine":
-        return (1 - (F.cosine_similarity(a, b, dim=-1) + 1) / 2).mean()
-    raise ValueError(f"kind must be 'mse' or 'cosine', got {kind!r}")
+    return (1 - (F.cosine_similarity(a, b, dim=-1) + 1) / 2).mean()
 
 
 def future_loss(
@@ -96,14 +98,18 @@ def future_loss(
     _check_embeddings(E)
     if encoder_out.shape != E.shape:
         raise ValueError(f"encoder_out {tuple(encoder_out.shape)} and E {tuple(E.shape)} must have the same shape")
+    checks.check_choice(kind, "kind", ("mse", "cosine"))
+    checks.check_float(eps, "eps", positive=True)
+    if positions is not None:
+        checks.check_tensor(positions, "positions", dtype="bool")
+        if positions.shape != E.shape[:2]:
+            raise ValueError(f"positions must have shape {tuple(E.shape[:2])}, got {tuple(positions.shape)}")
     target = planning_target(E.detach(), n)
     keep = E.shape[1] - n
     d = E.shape[-1]
     a, b = F.layer_norm(encoder_out[:, :keep], (d,), eps=eps), F.layer_norm(target, (d,), eps=eps)
     if positions is None:
         return disaffinity(a, b, kind)
-    if not isinstance(positions, Tensor) or positions.dtype != torch.bool or positions.shape != E.shape[:2]:
-        raise ValueError(f"positions must be a bool tensor of shape {tuple(E.shape[:2])}, got {getattr(positions, 'shape', positions)}")
     chosen = positions[:, :keep]
     if not bool(chosen.any()):
         return encoder_out.sum() * 0.0  # keeps the graph (and the device) without moving anything
@@ -121,8 +127,8 @@ class LearnableNormFutureLoss(torch.nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
-        if not isinstance(d_model, int) or isinstance(d_model, bool) or d_model <= 0:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        checks.check_int(d_model, "d_model", min=1)
+        checks.check_float(eps, "eps", positive=True)
         self.ln_encoder = torch.nn.LayerNorm(d_model, eps=eps)
         self.ln_target = torch.nn.LayerNorm(d_model, eps=eps)
 
@@ -132,7 +138,8 @@ class LearnableNormFutureLoss(torch.nn.Module):
         if encoder_out.shape != E.shape:
             raise ValueError(f"encoder_out {tuple(encoder_out.shape)} and E {tuple(E.shape)} must have the same shape")
         if E.shape[-1] != self.ln_encoder.normalized_shape[0]:
-            raise ValueError(f"expected d_model = {self.ln_encoder.normalized_shape[0]}, got {E.shape[-1]}")
+            raise ValueError(f"E must have d_model = {self.ln_encoder.normalized_shape[0]}, got {E.shape[-1]}")
+        checks.check_choice(kind, "kind", ("mse", "cosine"))
         target = planning_target(E.detach(), n)
         keep = E.shape[1] - n
         return disaffinity(self.ln_encoder(encoder_out[:, :keep]), self.ln_target(target), kind)

@@ -3,6 +3,7 @@
     python -m lib.harness                                    # small: what notebook 08 reruns live
     python -m lib.harness --size medium --jobs 2 --json data/results/harness_medium.json
     python -m lib.harness --size full --device cuda --json data/results/harness_full.json
+    python -m lib.harness --size medium --tasks pointer --methods dense_adaptive --jobs 2 --add --json data/results/harness_medium.json
 
 Tasks (each run gives one number, measured on a *test* split no choice was made on):
 - ``shakespeare``: Tiny Shakespeare, nats per character on the second half of the held-out text
@@ -20,6 +21,18 @@ loss, notebook 07); ``planning_scored`` (the future loss only at positions whose
 scored); ``thoughts`` (learned thought insertion, notebook 06's recipe, thoughts only where the
 task's fillers may go). Path-star also runs ``reversed`` (the baseline on reversed answers): a
 reference, not a method.
+
+The design notes' open questions (issue 11; :data:`NEW_METHODS`, on pointer chasing and text;
+path-star does not run them): ``dense_selected`` (dense tokens at random places, each step's
+windows kept where one pass of candidate vectors helped most, trained with cross-entropy + 1 x
+the dense-token loss, :mod:`lib.dense_selection`), ``dense_selected_l0`` / ``dense_selected_l3``
+(the same with lambda 0 / 3) and ``dense_selected_random`` (lambda 1 on windows kept at random:
+the control that separates the selection from the loss); ``dense_adaptive`` (pointer only: the
+model writes ``<|dense|>`` itself as often as scoring found useful, free generation at test,
+:mod:`lib.dense_emit`); ``dense_thoughts`` (the thoughts recipe with thoughts that carry the
+previous hidden state, :mod:`lib.dense_thoughts`). :data:`METHODS` is the original comparison
+(notebook 08), :data:`ALL_METHODS` adds these. Add them to a results file without rerunning the
+rest with ``--add`` (see :func:`merge_results`).
 
 Budgets and tuning: within a task every method has the same parameter count (exactly, or up to a
 few percent fewer for the encoder-decoders and the deeper GPT, whose widths are the widest that
@@ -57,9 +70,17 @@ TASKS: tuple[str, ...] = ("shakespeare", "pointer", "path_star")
 METHODS: tuple[str, ...] = (
     "baseline", "pause", "dense", "looped", "deeper", "pause_deeper", "encdec", "planning", "planning_scored", "thoughts",
 )
+# The design notes' open questions (issue 11; lib.dense_selection, lib.dense_emit, lib.dense_thoughts).
+# dense_selected: random dense places, the windows where they helped kept, lam = 1 on the dense-token
+# loss; _l0 / _l3: lam = 0 / 3; _random: the same lam = 1 on windows kept at random (the control
+# that separates the selection from the loss).
+SELECTED: dict[str, tuple[float, str]] = {"dense_selected": (1.0, "top"), "dense_selected_l0": (0.0, "top"),
+                                           "dense_selected_l3": (3.0, "top"), "dense_selected_random": (1.0, "random")}
+NEW_METHODS: tuple[str, ...] = (*SELECTED, "dense_adaptive", "dense_thoughts")
+ALL_METHODS: tuple[str, ...] = METHODS + NEW_METHODS  # METHODS stays the comparison of notebook 08
 TASK_METHODS: dict[str, tuple[str, ...]] = {
-    "shakespeare": ("baseline", "pause", "dense", "encdec", "planning", "thoughts"),
-    "pointer": METHODS,
+    "shakespeare": ("baseline", "pause", "dense", "encdec", "planning", "thoughts", *SELECTED, "dense_thoughts"),
+    "pointer": ALL_METHODS,
     "path_star": ("baseline", "pause", "dense", "encdec", "planning", "planning_scored", "thoughts"),
 }
 REFERENCE_RUNS: dict[str, tuple[str, ...]] = {"path_star": ("reversed",)}  # trained references, not methods
@@ -211,6 +232,8 @@ def run_text(method: str, seed: int, size: Size, device: torch.device | str = "c
     from lib.training import TrainConfig, lm_batch_fn, nats_per_char, random_windows, train
 
     _check_run_args("shakespeare", method, seed, lr)
+    if method in NEW_METHODS:
+        return _run_text_open_question(method, seed, size, device, lr)
     start = time.perf_counter()
     tokenizer, corpus = load_tokenizer(), shakespeare_corpus()
     splits = dict(zip(("val", "test"), text_splits()))
@@ -312,6 +335,8 @@ def run_pointer(method: str, seed: int, size: Size, device: torch.device | str =
     from lib.training import TrainConfig, train
 
     _check_run_args("pointer", method, seed, lr)
+    if method in NEW_METHODS:
+        return _run_pointer_open_question(method, seed, size, device, lr)
     start = time.perf_counter()
     spec, batch = PointerSpec(), 64
     n_q = size.eval_questions
@@ -362,6 +387,190 @@ def run_pointer(method: str, seed: int, size: Size, device: torch.device | str =
         for s, q in POINTER_SEEDS.items():
             accuracy[s], extra[f"{s}_thoughts_per_row"] = _thinker_pointer_accuracy(model, spec, max_rank, q, n_q, device)
         passes = 1.0
+    value = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
+    extra["by_hops"] = accuracy["test"]
+    return CellResult("pointer", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra)
+
+
+# --------------------------------------------------------------------------- the open questions (issue 11)
+SELECT_POOL = 2  # dense_selected: candidate windows drawn per kept window
+SELECT_SPAN = 4  # the dense-token loss scores this many tokens after each dense token
+ADAPTIVE_THRESHOLD = 0.5  # dense_adaptive: the answer probability a budget must reach to count as enough
+
+
+def _selection_batches(draw, n_keep: int, mode: str, model, dense_id: int, log: dict):
+    """``step -> (tokens, targets)``: ``draw(step)`` gives candidate rows with random dense tokens
+    and their targets; the ``n_keep`` kept are the top gains, or random ones (the control)."""
+    from lib.dense_selection import select_rows, selection_gains
+
+    gen = torch.Generator().manual_seed(4321)
+
+    def fn(step: int):
+        tokens, targets = draw(step)
+        if mode == "top":
+            gains = selection_gains(model, tokens, targets, dense_id)
+            keep = select_rows(gains, n_keep, "top")
+            log["gain_all"].append(float(gains.mean()))
+            log["gain_kept"].append(float(gains[keep].mean()))
+        else:
+            keep = select_rows(torch.zeros(tokens.shape[0]), n_keep, "random", gen)
+        return tokens[keep.to(tokens.device)], targets[keep.to(tokens.device)]
+
+    return fn
+
+
+def _selection_extra(log: dict, lam: float, mode: str) -> dict:
+    extra = {"lam": lam, "selection": mode, "pool": SELECT_POOL, "span": SELECT_SPAN}
+    if log["gain_all"]:
+        extra["mean_gain_all"] = sum(log["gain_all"]) / len(log["gain_all"])
+        extra["mean_gain_kept"] = sum(log["gain_kept"]) / len(log["gain_kept"])
+    return extra
+
+
+def _run_text_open_question(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """Text with ``dense_selected*`` (random dense places, windows selected, evaluated with the
+    dense arm's fillers) or ``dense_thoughts`` (dense thoughts placed by the model, notebook 06's
+    evaluation with vectors fed back)."""
+    from lib.data import load_tokenizer, shakespeare_corpus
+    from lib.dense_selection import dense_targets, insert_random_dense, selected_dense_loss
+    from lib.dense_thoughts import DenseView, train_dense_thinker
+    from lib.encdec import gpt_matched_params
+    from lib.fillers import evaluate_text_nll, validation_windows
+    from lib.model import GPT
+    from lib.thought_training import evaluate_nll
+    from lib.thoughts import plain_batch
+    from lib.training import TrainConfig, lm_batch_fn, nats_per_char, random_windows, train
+
+    start = time.perf_counter()
+    tokenizer, corpus = load_tokenizer(), shakespeare_corpus()
+    splits = dict(zip(("val", "test"), text_splits()))
+    n_windows = {"val": size.text_val_windows, "test": size.text_test_windows}
+    specials = (tokenizer.dense_id, tokenizer.thought_id)
+    torch.manual_seed(seed)
+    model = GPT(gpt_matched_params(text_encdec_config(size))).to(device)
+    nll: dict[str, float] = {}
+    if method in SELECTED:
+        lam, mode = SELECTED[method]
+        n_dense = (size.text_window - 1) // size.text_every  # as many as the dense arm's fixed fillers
+        windows = lm_batch_fn(corpus.train, SELECT_POOL * size.text_batch, size.text_window, seed=seed, device=device)
+        places = torch.Generator().manual_seed(seed + 5000)
+
+        def draw(step):
+            w = windows(step)
+            tokens, lengths = insert_random_dense(w, torch.full((w.shape[0],), w.shape[1], device=device), n_dense,
+                                                  tokenizer.dense_id, tokenizer.eot_id, places)
+            return tokens, dense_targets(tokens, lengths, tokenizer.dense_id)
+
+        log: dict = {"gain_all": [], "gain_kept": []}
+        batches = _selection_batches(draw, size.text_batch, mode, model, tokenizer.dense_id, log)
+        depth = 2  # as the dense arm trains
+        train(model, batches, TrainConfig(max_steps=size.text_steps, lr=lr, warmup_steps=max(1, size.text_steps // 10),
+                                          eval_interval=size.text_steps, progress=False),
+              loss_fn=lambda m, b: selected_dense_loss(m, b[0], b[1], tokenizer.dense_id, depth, lam, SELECT_SPAN, specials)[0])
+        for split, part in splits.items():  # scored as the dense arm is: fillers every text_every tokens, exact
+            nll[split] = evaluate_text_nll(model, part.tokens, size.text_window, "dense", size.text_every, tokenizer.dense_id,
+                                           specials, max_windows=n_windows[split])
+        extra = _selection_extra(log, lam, mode)
+        passes = 1.0 + depth + (2.0 * SELECT_POOL if mode == "top" else 0.0)
+    else:  # dense_thoughts
+        pool = random_windows(corpus.train, size.text_steps * size.text_batch, size.text_window,
+                              torch.Generator().manual_seed(seed), device)
+        rows, lengths = plain_batch(pool)
+        out = train_dense_thinker(model, rows, lengths, torch.ones_like(rows, dtype=torch.bool), size.text_steps,
+                                  size.text_batch, tokenizer.dense_id, tokenizer.eot_id, seed=seed, lr=lr)
+        view = DenseView(model, tokenizer.dense_id, THOUGHT_BUDGET)
+        max_rank = _thinker_eval_rank(view, rows, lengths, tokenizer.dense_id, out["thoughts_per_row"])
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "rounds": out["rounds"]}
+        for split, part in splits.items():
+            r, l = plain_batch(validation_windows(part.tokens, size.text_window, n_windows[split]).to(device))
+            result = evaluate_nll(view, r, l, tokenizer.dense_id, tokenizer.eot_id, budget=THOUGHT_BUDGET, max_rank=max_rank)
+            nll[split] = result["nll"]
+            extra[f"{split}_thoughts_per_row"] = result["thoughts_per_row"]
+        passes = 2.5  # warm-up half: 3 passes (2 random dense thoughts, exact); survivor half: 2 (warm start, depth 1)
+    extra["test_nats_per_token"] = nll["test"]
+    value = {s: nats_per_char(nll[s], len(p.tokens), p.chars) for s, p in splits.items()}
+    return CellResult("shakespeare", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra)
+
+
+def _run_pointer_open_question(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """Pointer chasing (1-3 hops) with ``dense_selected*``, ``dense_adaptive`` or ``dense_thoughts``,
+    on the 1-layer model of every pointer arm."""
+    from lib.dense_emit import adaptive_accuracy, train_adaptive
+    from lib.dense_selection import dense_targets, insert_random_dense, selected_dense_loss
+    from lib.dense_thoughts import DenseView, train_dense_thinker
+    from lib.model import GPT
+    from lib.pointer_task import PointerSpec, evaluate_pointer, pointer_model_config, sample_pointer_batch
+    from lib.thought_training import generate_with_thoughts
+    from lib.training import TrainConfig, train
+
+    start = time.perf_counter()
+    spec, batch = PointerSpec(), 64
+    n_q = size.eval_questions
+    n = spec.n_nodes
+    torch.manual_seed(seed)
+    model = GPT(pointer_model_config(spec)).to(device)
+    accuracy: dict = {}
+    extra: dict = {}
+    steps = size.pointer_steps
+    if method in SELECTED:
+        lam, mode = SELECTED[method]
+        questions = torch.Generator().manual_seed(seed)
+        places = torch.Generator().manual_seed(seed + 5000)
+        answer_only = torch.zeros(1, n + 4, dtype=torch.bool, device=device)
+        answer_only[0, n + 3] = True  # by original index: the answer
+
+        def draw(step):
+            b = sample_pointer_batch(spec, SELECT_POOL * batch, questions, "none").to(device)
+            lengths = torch.full((b.tokens.shape[0],), b.tokens.shape[1], device=device)
+            # max_hops - 1 dense tokens, each before HOP, before x or before the answer, at random
+            tokens, lengths = insert_random_dense(b.tokens, lengths, spec.max_hops - 1, spec.dense_id, spec.pad_id, places,
+                                                  first_gap=n + 1)
+            return tokens, dense_targets(tokens, lengths, spec.dense_id, answer_only.expand(tokens.shape[0], -1))
+
+        log: dict = {"gain_all": [], "gain_kept": []}
+        batches = _selection_batches(draw, batch, mode, model, spec.dense_id, log)
+        depth = spec.max_hops - 1
+        train(model, batches, TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps,
+                                          progress=False),
+              loss_fn=lambda m, b: selected_dense_loss(m, b[0], b[1], spec.dense_id, depth, lam, SELECT_SPAN)[0])
+        # scored as the dense arm is: h - 1 dense tokens right after x, exact
+        accuracy = {s: evaluate_pointer(model, spec, "dense", n_q, seed=q) for s, q in POINTER_SEEDS.items()}
+        extra = _selection_extra(log, lam, mode)
+        passes = 1.0 + depth + (2.0 * SELECT_POOL if mode == "top" else 0.0)
+    elif method == "dense_adaptive":
+        max_dense = spec.max_hops - 1
+        run = train_adaptive(model, spec, steps, batch, lr, seed, max_dense, ADAPTIVE_THRESHOLD, device)
+        per_hop = {s: adaptive_accuracy(model, spec, max_dense, q, n_q, device) for s, q in POINTER_SEEDS.items()}
+        accuracy = {s: {h: v["accuracy"] for h, v in d.items()} for s, d in per_hop.items()}
+        extra = {"dense_by_hops": {h: v["dense"] for h, v in per_hop["test"].items()},
+                 "passes_per_question": sum(v["passes"] for v in per_hop["test"].values()) / len(per_hop["test"]),
+                 "useful_counts_by_hops": {h: float(run.counts[run.count_hops.to(run.counts.device) == h].float().mean())
+                                           for h in range(1, spec.max_hops + 1)}}
+        # training: max_dense + 1 passes a step; scoring: sum over budgets k of (k + 1) passes, on half the steps' questions
+        scoring = sum(k + 1 for k in range(max_dense + 1)) * run.steps[1] / steps
+        passes = 1.0 + max_dense + scoring
+    else:  # dense_thoughts: the thoughts arm's recipe with <|dense|> as the thought, vectors fed back
+        pool = sample_pointer_batch(spec, steps * batch, torch.Generator().manual_seed(seed), "none").to(device)
+        lengths = torch.full((pool.tokens.shape[0],), pool.tokens.shape[1], device=device)
+        answer_only = pool.targets.roll(1, dims=1) != -100
+        first_gap = n + 3
+        out = train_dense_thinker(model, pool.tokens, lengths, answer_only, steps, batch, spec.dense_id, spec.pad_id,
+                                  seed=seed, lr=lr, first_gap=first_gap)
+        view = DenseView(model, spec.dense_id, THOUGHT_BUDGET)
+        max_rank = _thinker_eval_rank(view, pool.tokens, lengths, spec.dense_id, out["thoughts_per_row"], first_gap)
+        extra = {"survivor_thoughts_per_row": out["thoughts_per_row"], "rounds": out["rounds"]}
+        for s, q in POINTER_SEEDS.items():
+            accuracy[s], used = {}, []
+            for hops in range(1, spec.max_hops + 1):
+                test = sample_pointer_batch(spec, n_q, torch.Generator().manual_seed(q + hops), "none", hops).to(device)
+                answers, n_thoughts = generate_with_thoughts(view, test.tokens[:, :first_gap], 1, spec.dense_id, max_rank,
+                                                             THOUGHT_BUDGET, first_gap=first_gap)
+                accuracy[s][hops] = (answers[:, 0] == test.answers).float().mean().item()
+                used.append(n_thoughts.float().mean().item())
+            extra[f"{s}_thoughts_per_row"] = sum(used) / len(used)
+        passes = 2.5  # warm-up half: 3 passes (2 random dense thoughts, exact); survivor half: 2 (warm start, depth 1)
     value = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
     extra["by_hops"] = accuracy["test"]
     return CellResult("pointer", method, seed, float(lr), value["test"], value["val"], model.n_params(), passes,
@@ -537,8 +746,8 @@ def harness_jobs(tasks: tuple[str, ...], methods: tuple[str, ...] | None, refere
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
     for method in methods or ():
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+        if method not in ALL_METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {ALL_METHODS}")
     jobs = []
     for task in tasks:
         jobs += [(task, m) for m in TASK_METHODS[task] if methods is None or m in methods]
@@ -634,15 +843,15 @@ def summarize(results: list[CellResult], references: dict | None = None) -> dict
             if task == "pointer":
                 cells[method]["one_hop"] = sum(r.extra["by_hops"][1] for r in runs) / len(runs)
         info = TASK_INFO[task]
-        compared = {m: cells[m]["values"] for m in names if m in METHODS}
+        compared = {m: cells[m]["values"] for m in names if m in ALL_METHODS}
+        passed, why = (True, "no references given") if references is None else reference_check(task, cells, references[task])
         if "baseline" in compared and len(compared["baseline"]) >= 2:
             usable = {m: v for m, v in compared.items() if len(v) >= 2}
             table = compare_table(usable, "baseline", info.higher_is_better, info.min_effect)
-            passed, why = (True, "no references given") if references is None else reference_check(task, cells, references[task])
             for m, row in table.items():
                 cells[m].update(p_value=row["p_value"], p_holm=row["p_holm"], difference=row["difference"],
                                 verdict=row["verdict"] if passed else UNDERTRAINED)
-            cells["_reference"] = {"passed": passed, "why": why}
+        cells["_reference"] = {"passed": passed, "why": why}
         out[task] = cells
     return out
 
@@ -652,6 +861,11 @@ METHOD_NAMES = {
     "deeper": "a deeper GPT (3 layers)", "pause_deeper": "pause tokens in the deeper GPT", "encdec": "the encoder-decoder alone",
     "planning": "the planning loss", "planning_scored": "the planning loss at scored positions",
     "thoughts": "learned thought insertion", "reversed": "the baseline on reversed answers",
+    "dense_selected": "dense tokens at random places, windows selected (lam 1)",
+    "dense_selected_l0": "dense tokens at random places, windows selected (lam 0)",
+    "dense_selected_l3": "dense tokens at random places, windows selected (lam 3)",
+    "dense_selected_random": "dense tokens at random places, windows at random (lam 1)",
+    "dense_adaptive": "dense tokens the model emits itself", "dense_thoughts": "dense thoughts placed by episodes",
 }
 
 
@@ -749,16 +963,43 @@ def write_results(path: str | Path, size: Size, results: list[CellResult], refs:
     return path
 
 
+def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dict, prov: dict) -> Path:
+    """Add ``new`` runs to the results file at ``path`` (written at the same ``size``): runs of the
+    same (task, method) already there are replaced, every other run is kept as it was; the file's
+    provenance stays and gains an entry under ``"added"`` (``prov``: this batch's commit, command,
+    date, wall time); references of tasks the file lacks are added; the summary is recomputed."""
+    path = Path(path)
+    data = load_results(path)
+    if data["size"] != size:
+        raise ValueError(f"{path} was written at size {data['size'].name!r} with other settings; cannot merge {size.name!r} runs")
+    if not isinstance(new, list) or not all(isinstance(r, CellResult) for r in new):
+        raise TypeError("new must be a list of CellResult")
+    replaced = {(r.task, r.method) for r in new}
+    runs = [r for r in data["runs"] if (r.task, r.method) not in replaced] + new
+    provenance_ = dict(data["provenance"])
+    provenance_["added"] = list(provenance_.get("added", [])) + [{**prov, "cells": sorted(f"{t}/{m}" for t, m in replaced)}]
+    references = {**refs, **data["references"]}
+    return write_results(path, size, runs, references, provenance_)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--methods", nargs="+", default=None, choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default 1: this process)")
     parser.add_argument("--json", default=None, help="also write every run, the references and the summary to this file")
+    parser.add_argument("--add", action="store_true",
+                        help="merge the runs into the existing --json file (same size) instead of overwriting it: "
+                             "cells run now replace the same cells there, the rest is kept, provenance records the batch")
+    parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
     args = parser.parse_args(argv)
+    if args.add and not args.json:
+        parser.error("--add needs --json FILE (the results to merge into)")
+    if args.add and not Path(args.json).is_file():
+        parser.error(f"--add: {args.json} does not exist")
     from lib.training import make_reproducible, pick_device
 
     threads = 1 if args.jobs > 1 else max(1, min(2, torch.get_num_threads()))
@@ -767,13 +1008,24 @@ def main(argv: list[str] | None = None) -> int:
     size = FULL if args.full else SIZES[args.size]
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
-                          jobs=args.jobs)
+                          jobs=args.jobs, references=not args.no_references)
     refs = {t: task_references(t, size) for t in args.tasks}
-    print(format_table(summarize(results, refs)))
     if args.json:
         command = "python -m lib.harness " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_results(args.json, size, results, refs, provenance(command, threads, args.jobs, time.perf_counter() - start, str(device)))
+        prov = provenance(command, threads, args.jobs, time.perf_counter() - start, str(device))
+        if args.add:
+            merge_results(args.json, size, results, refs, prov)
+            print(format_table(load_results_summary(args.json)))
+            return 0
+        write_results(args.json, size, results, refs, prov)
+    print(format_table(summarize(results, refs)))
     return 0
+
+
+def load_results_summary(path: str | Path) -> dict:
+    """The summary of a results file, recomputed from its runs and references."""
+    data = load_results(path)
+    return summarize(data["runs"], data["references"])
 
 
 if __name__ == "__main__":

@@ -12,12 +12,16 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lib import checks
 from lib.model import GPT
 
 
 def _check_tokens(model: GPT, tokens: Tensor) -> None:
-    if not isinstance(tokens, Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-        raise ValueError("tokens must be an integer tensor of shape [batch, pos]")
+    checks.check_module(model)
+    cfg = getattr(model, "cfg", None)
+    if not hasattr(cfg, "n_layers") or not hasattr(cfg, "d_vocab"):
+        raise TypeError(f"model must have a .cfg with n_layers and d_vocab (a hooked transformer), got {type(model).__name__}")
+    checks.check_token_ids(tokens, "tokens", cfg.d_vocab)
     if tokens.shape[1] < 2:
         raise ValueError("need at least 2 positions to score next-token predictions")
 
@@ -50,10 +54,8 @@ def mean_ablate_head_hook(layer_mean_z: Float[Tensor, "head d_head"], head: int)
     """A ``hook_z`` hook replacing one head's output by its mean over a reference batch: the head
     then carries no information about this particular input, while the rest of the network still
     sees a typical-sized signal (zeroing would also remove the head's constant contribution)."""
-    if layer_mean_z.ndim != 2:
-        raise ValueError(f"layer_mean_z must have shape [head, d_head], got {tuple(layer_mean_z.shape)}")
-    if not 0 <= head < layer_mean_z.shape[0]:
-        raise ValueError(f"head {head} out of range for {layer_mean_z.shape[0]} heads")
+    checks.check_tensor(layer_mean_z, "layer_mean_z", ndim=2, dtype="float", finite=True)
+    checks.check_int(head, "head", min=0, max=layer_mean_z.shape[0] - 1)
 
     def hook(z: Tensor, hook) -> Tensor:
         z = z.clone()
@@ -84,10 +86,10 @@ def head_ablation_losses(model: GPT, tokens: Int[Tensor, "batch pos"]) -> Float[
 def attention_to_offset(pattern: Float[Tensor, "batch head q k"], offset: int = 1) -> Float[Tensor, " head"]:
     """Mean attention each head pays to the key ``offset`` positions back (1 = the previous token;
     0 = itself). A score near 1 for offset 1 marks a previous-token head."""
-    if pattern.ndim != 4 or pattern.shape[-1] != pattern.shape[-2]:
+    checks.check_tensor(pattern, "pattern", ndim=4, dtype="float", finite=True)
+    if pattern.shape[-1] != pattern.shape[-2] or pattern.shape[-1] == 0:
         raise ValueError(f"pattern must have shape [batch, head, q, k] with q == k, got {tuple(pattern.shape)}")
     n = pattern.shape[-1]
-    if not 0 <= offset < n:
-        raise ValueError(f"offset must lie in [0, {n}), got {offset}")
+    checks.check_int(offset, "offset", min=0, max=n - 1)
     diag = pattern.diagonal(offset=-offset, dim1=-2, dim2=-1)  # [batch, head, n - offset]
     return diag.mean(dim=(0, 2))

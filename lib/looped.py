@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from lib import checks
 from lib.model import GPT, GPTConfig, KVCache
 
 
@@ -22,10 +23,7 @@ class LoopedGPT(GPT):
     """:class:`lib.model.GPT` whose blocks run ``n_loops`` times in a row, weights tied."""
 
     def __init__(self, cfg: GPTConfig, n_loops: int):
-        if isinstance(n_loops, bool) or not isinstance(n_loops, int):
-            raise TypeError(f"n_loops must be an int, got {n_loops!r}")
-        if n_loops < 1:
-            raise ValueError(f"n_loops must be >= 1, got {n_loops}")
+        checks.check_int(n_loops, "n_loops", min=1)
         super().__init__(cfg)
         self.n_loops = n_loops
 

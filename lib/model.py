@@ -31,7 +31,11 @@ from torch import Tensor
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from lib import checks
+
 ReturnType = Literal["logits", "loss", "both", "final_resid", "resid", None]
+RETURN_TYPES: tuple = ("logits", "loss", "both", "final_resid", "resid", None)
+ACT_FNS: tuple[str, ...] = ("gelu", "gelu_new", "relu")
 
 
 def is_hooked(*points: HookPoint) -> bool:
@@ -42,16 +46,26 @@ def is_hooked(*points: HookPoint) -> bool:
 
 
 def check_config_fields(config: object, int_fields: tuple[str, ...]) -> None:
-    """Raise ValueError unless every named field of ``config`` is a positive int and its
-    ``act_fn`` is one the blocks implement (shared by GPTConfig and EncDecConfig)."""
+    """Check a model config's fields, naming the config and the field in the message: each of
+    ``int_fields`` a positive int (TypeError for a bool, float or string; ValueError for <= 0),
+    ``act_fn`` one the blocks implement, and, where the config has them, ``ln_eps`` and
+    ``init_std`` finite and > 0 and ``use_sdpa`` a bool (shared by GPTConfig and EncDecConfig)."""
     label = type(config).__name__
     for name in int_fields:
         value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{label}.{name} must be a positive int, got {type(value).__name__} {value!r}")
+        if value <= 0:
             raise ValueError(f"{label}.{name} must be a positive int, got {value!r}")
     act_fn = getattr(config, "act_fn")
-    if act_fn not in ("gelu", "gelu_new", "relu"):
+    if act_fn not in ACT_FNS:
         raise ValueError(f"{label}.act_fn must be 'gelu', 'gelu_new' or 'relu', got {act_fn!r}")
+    for name in ("ln_eps", "init_std"):
+        if hasattr(config, name):
+            # ln_eps <= 0 gives NaN logits (the square root of a negative variance).
+            checks.check_float(getattr(config, name), f"{label}.{name}", positive=True)
+    if hasattr(config, "use_sdpa"):
+        checks.check_bool(getattr(config, "use_sdpa"), f"{label}.use_sdpa")
 
 
 @dataclass
@@ -84,8 +98,9 @@ def init_gpt2_weights(module: nn.Module, init_std: float, n_layers: int) -> None
     """GPT-2's init for any model built from these parts: N(0, init_std) weights, zero biases, unit
     LayerNorm gains, and the two projections that write into the residual stream (``W_O``,
     ``W_out``) scaled by 1/sqrt(2 n_layers) so its variance does not grow with depth."""
-    if init_std <= 0 or n_layers <= 0:
-        raise ValueError(f"init_std and n_layers must be positive, got {init_std}, {n_layers}")
+    checks.check_type(module, "module", nn.Module)
+    checks.check_float(init_std, "init_std", positive=True)
+    checks.check_int(n_layers, "n_layers", min=1)
     for name, p in module.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         if leaf == "w":  # LayerNorm gain
@@ -98,24 +113,43 @@ def init_gpt2_weights(module: nn.Module, init_std: float, n_layers: int) -> None
             p.normal_(0.0, init_std)
 
 
-def check_token_ids(tokens: Tensor, d_vocab: int) -> tuple[int, int]:
+def check_token_ids(tokens: Tensor, d_vocab: int, name: str = "tokens") -> tuple[int, int]:
     """``(batch, pos)`` of a valid ``[batch, pos]`` integer tensor of ids in ``[0, d_vocab)``;
-    raises a clear error otherwise."""
-    if not isinstance(tokens, Tensor):
-        raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
-    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise TypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= d_vocab):
-        raise ValueError(f"token ids must lie in [0, {d_vocab}), got min {int(tokens.min())}, max {int(tokens.max())}")
+    raises a clear error otherwise (:func:`lib.checks.check_token_ids`)."""
+    checks.check_token_ids(tokens, name, d_vocab)
     return tokens.shape[0], tokens.shape[1]
+
+
+def check_targets(targets: Tensor, shape: tuple[int, ...], d_vocab: int, name: str = "targets") -> None:
+    """Targets for a cross-entropy: an integer tensor of ``shape`` holding ids in ``[0, d_vocab)``
+    or -100 (ignored), with at least one scored position. Float targets would be truncated, a
+    negative id other than -100 would be scored as another token, and a batch with nothing to
+    score would give a NaN loss: each is refused here instead."""
+    checks.check_tensor(targets, name, dtype="int")
+    if tuple(targets.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(targets.shape)}")
+    checks.check_token_ids(targets, name, d_vocab, ndim=targets.ndim, ignore_index=-100)
+    if targets.numel() == 0 or not bool((targets != -100).any()):
+        raise ValueError(f"{name} has no scored position (every target is -100): the loss would be NaN")
 
 
 def count_params(module: nn.Module, include_embeddings: bool = True) -> int:
     """Number of parameters, optionally without the embedding, position and unembedding tables."""
+    checks.check_type(module, "module", nn.Module)
+    checks.check_bool(include_embeddings, "include_embeddings")
     skip = () if include_embeddings else ("embed.W_E", "pos_embed.W_pos", "unembed.W_U", "unembed.b_U")
     return sum(p.numel() for n, p in module.named_parameters() if n not in skip)
+
+
+def _check_stream(x: Tensor, d_model: int, name: str, exact_3d: bool = False) -> None:
+    """A residual-stream input of a block: a floating-point ``[..., d_model]`` tensor (exactly
+    ``[batch, pos, d_model]`` for attention). Cheap: no pass over the values, so the blocks can
+    afford it on every call."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {checks._got(x)}")
+    if (x.ndim != 3 if exact_3d else x.ndim < 1) or x.shape[-1] != d_model:
+        shape = "[batch, pos, " if exact_3d else "[..., "
+        raise ValueError(f"{name} must have shape {shape}{d_model}], got {tuple(x.shape)}")
 
 
 class LayerNorm(nn.Module):
@@ -130,6 +164,7 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        _check_stream(x, self.w.shape[0], "x")
         if not is_hooked(self.hook_scale, self.hook_normalized):
             # The same computation as below in one fused kernel (forward and backward).
             return F.layer_norm(x, (x.shape[-1],), self.w, self.b, self.eps)
@@ -147,6 +182,9 @@ class Embed(nn.Module):
         self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        checks.check_tensor(tokens, "tokens", dtype="int")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.W_E.shape[0]):
+            raise ValueError(f"tokens must hold ids in [0, {self.W_E.shape[0]}), got min {int(tokens.min())}, max {int(tokens.max())}")
         return self.W_E[tokens]
 
 
@@ -158,6 +196,11 @@ class PosEmbed(nn.Module):
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
     def forward(self, batch: int, seq_len: int, offset: int = 0) -> Float[Tensor, "batch pos d_model"]:
+        checks.check_int(batch, "batch", min=0)
+        checks.check_int(seq_len, "seq_len", min=0)
+        checks.check_int(offset, "offset", min=0)
+        if offset + seq_len > self.W_pos.shape[0]:
+            raise ValueError(f"offset + seq_len = {offset + seq_len} exceeds n_ctx = {self.W_pos.shape[0]}")
         return self.W_pos[offset : offset + seq_len].unsqueeze(0).expand(batch, -1, -1)
 
 
@@ -166,39 +209,78 @@ class KVCache:
 
     Shapes: ``k, v: [batch, n_heads, cached_pos, d_head]``. The model appends to it in ``forward``;
     ``length`` is the number of cached positions, which is also the position offset of new tokens.
+    Every write is checked first, so a failing call leaves the cache as it was.
     """
 
     def __init__(self, n_layers: int):
-        if n_layers <= 0:
-            raise ValueError(f"KVCache needs n_layers > 0, got {n_layers}")
+        checks.check_int(n_layers, "n_layers", min=1)
         self.layers: list[tuple[Tensor, Tensor] | None] = [None] * n_layers
 
     @property
     def length(self) -> int:
         return self.layer_length(0)
 
+    def _check_layer(self, layer: int) -> int:
+        return checks.check_int(layer, "layer", min=0, max=len(self.layers) - 1)
+
     def layer_length(self, layer: int) -> int:
-        kv = self.layers[layer]
+        kv = self.layers[self._check_layer(layer)]
         return 0 if kv is None else kv[0].shape[2]
+
+    def batch_size(self) -> int | None:
+        """The batch size of the cached keys (None while the cache is empty)."""
+        kv = next((kv for kv in self.layers if kv is not None), None)
+        return None if kv is None else kv[0].shape[0]
 
     def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add this step's keys/values for ``layer`` and return everything cached so far."""
+        self._check_layer(layer)
+        checks.check_tensor(k, "k", ndim=4, dtype="float")
+        checks.check_tensor(v, "v", shape=tuple(k.shape), dtype=k.dtype)
         old = self.layers[layer]
         if old is not None:
-            k = torch.cat([old[0], k], dim=2)
-            v = torch.cat([old[1], v], dim=2)
+            ok, ov = old
+            if (ok.shape[0], ok.shape[1], ok.shape[3]) != (k.shape[0], k.shape[1], k.shape[3]) or ok.dtype != k.dtype:
+                raise ValueError(
+                    f"k of shape {tuple(k.shape)} ({k.dtype}) does not continue the cached keys of layer {layer}, "
+                    f"shape {tuple(ok.shape)} ({ok.dtype}): same batch, heads and d_head needed"
+                )
+            k = torch.cat([ok, k], dim=2)
+            v = torch.cat([ov, v], dim=2)
         self.layers[layer] = (k, v)
         return k, v
 
     def select(self, batch_index: Tensor) -> "KVCache":
         """A new cache holding only the given batch rows (or repeating them)."""
+        index = torch.as_tensor(batch_index) if isinstance(batch_index, (list, tuple)) else batch_index
+        checks.check_tensor(index, "batch_index", ndim=1, dtype="int")
+        rows = self.batch_size()
+        if rows is not None and index.numel() and (int(index.min()) < -rows or int(index.max()) >= rows):
+            raise ValueError(f"batch_index must hold rows in [0, {rows}), got min {int(index.min())}, max {int(index.max())}")
         new = KVCache(len(self.layers))
-        new.layers = [None if kv is None else (kv[0][batch_index], kv[1][batch_index]) for kv in self.layers]
+        new.layers = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.layers]
         return new
+
+    def check_for(self, n_layers: int, batch: int, name: str = "kv_cache") -> None:
+        """Raise unless this cache can serve a model with ``n_layers`` cache slots on ``batch`` rows:
+        the right number of slots, one length for all of them, the same batch size."""
+        checks.check_type(self, name, KVCache)
+        if len(self.layers) != n_layers:
+            raise ValueError(f"{name} has {len(self.layers)} layers, the model needs {n_layers} (use model.new_kv_cache())")
+        lengths = {0 if kv is None else kv[0].shape[2] for kv in self.layers}
+        if len(lengths) != 1:
+            raise ValueError(f"{name} holds layers of different lengths {sorted(lengths)}: it is inconsistent")
+        rows = self.batch_size()
+        if rows is not None and rows != batch:
+            raise ValueError(f"{name} holds {rows} rows, the input has {batch}")
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with TransformerLens' weight layout and hook names."""
+    """Multi-head attention with TransformerLens' weight layout and hook names, causally masked.
+
+    Self-attention by default. With ``key_input`` (TransformerLens' name) the keys and values come
+    from that stream instead, at the same positions: cross-attention to an encoder's output (query
+    t still sees positions <= t only, so no future token leaks in through the other stream)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -222,26 +304,52 @@ class Attention(nn.Module):
     def _pattern_is_hooked(self) -> bool:
         return is_hooked(self.hook_pattern, self.hook_attn_scores)
 
+    def _project(self, x: Tensor, key_input: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries from ``x``, keys and values from ``key_input`` (``x`` if None), each
+        ``[batch, pos, head, d_head]``."""
+        batch, pos, d_model = x.shape
+        h, dh = self.cfg.n_heads, self.cfg.d_head
+        if key_input is None:
+            # One matrix product for the queries, keys and values of every head (the einsum
+            # "bpd,hde->bphe" for each of W_Q, W_K, W_V, done as a single [d_model, 3 * head * d_head] matmul).
+            W_qkv = torch.cat([self.W_Q, self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 3 * h * dh)
+            qkv = (x.reshape(batch * pos, d_model) @ W_qkv).view(batch, pos, 3 * h, dh)
+            qkv = qkv + torch.cat([self.b_Q, self.b_K, self.b_V])
+            return qkv.split(h, dim=2)
+        q = torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q
+        # Keys and values in one matmul: [d_model, 2 * head * d_head].
+        W_kv = torch.cat([self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 2 * h * dh)
+        kv = (key_input.reshape(batch * pos, d_model) @ W_kv).view(batch, pos, 2 * h, dh)
+        k, v = (kv + torch.cat([self.b_K, self.b_V])).split(h, dim=2)
+        return q, k, v
+
     def forward(
         self,
         x: Float[Tensor, "batch pos d_model"],
         kv_cache: KVCache | None = None,
         layer: int = 0,
+        *,
+        key_input: Float[Tensor, "batch pos d_model"] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
-        # One matrix product for the queries, keys and values of every head (the einsum
-        # "bpd,hde->bphe" for each of W_Q, W_K, W_V, done as a single [d_model, 3 * head * d_head] matmul).
+        _check_stream(x, self.cfg.d_model, "x", exact_3d=True)
+        if key_input is not None:
+            _check_stream(key_input, self.cfg.d_model, "key_input", exact_3d=True)
+            if key_input.shape != x.shape:
+                raise ValueError(f"query stream {tuple(x.shape)} and key_input {tuple(key_input.shape)} must align")
+        if kv_cache is not None:
+            checks.check_type(kv_cache, "kv_cache", KVCache)
+            kv_cache._check_layer(layer)
         batch, pos, d_model = x.shape
         h, dh = self.cfg.n_heads, self.cfg.d_head
-        W_qkv = torch.cat([self.W_Q, self.W_K, self.W_V]).transpose(0, 1).reshape(d_model, 3 * h * dh)
-        qkv = (x.reshape(batch * pos, d_model) @ W_qkv).view(batch, pos, 3 * h, dh)
-        qkv = qkv + torch.cat([self.b_Q, self.b_K, self.b_V])
-        q, k, v = qkv.split(h, dim=2)
+        q, k, v = self._project(x, key_input)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         # [batch, pos, head, d_head] -> [batch, head, pos, d_head], the layout attention wants.
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         offset = 0
         if kv_cache is not None:
             # Read this layer's own cache: lower layers have already appended this step's keys.
+            # (A cross-attention layer caches too: the encoder is causal, so the encoder outputs
+            # of earlier positions, hence their keys and values, never change.)
             offset = kv_cache.layer_length(layer)
             k, v = kv_cache.append(layer, k, v)
         n_q, n_k = q.shape[2], k.shape[2]
@@ -266,6 +374,22 @@ class Attention(nn.Module):
         return out.view(batch, n_q, d_model) + self.b_O
 
 
+class CrossAttention(Attention):
+    """:class:`Attention` whose keys and values come from an encoder output at the same
+    positions: ``cross_attn(x, encoder_out)`` is ``attn(x, key_input=encoder_out)``."""
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        encoder_out: Float[Tensor, "batch pos d_model"],
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        if encoder_out is None:
+            raise TypeError("encoder_out must be a floating-point torch.Tensor, got None")
+        return super().forward(x, kv_cache, layer, key_input=encoder_out)
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: d_model -> d_mlp -> nonlinearity -> d_model."""
 
@@ -280,6 +404,7 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        _check_stream(x, self.W_in.shape[0], "x")
         pre = self.hook_pre(x @ self.W_in + self.b_in)
         if self.act_fn == "gelu":
             post = F.gelu(pre)
@@ -291,24 +416,43 @@ class MLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """resid_mid = resid_pre + attn(ln1(resid_pre)); resid_post = resid_mid + mlp(ln2(resid_mid))."""
+    """resid_mid = resid_pre + attn(ln1(resid_pre)); resid_post = resid_mid + mlp(ln2(resid_mid)).
 
-    def __init__(self, cfg: GPTConfig, layer: int):
+    With ``cross_layer`` (the KV-cache slot of its cross-attention) the block is a decoder block
+    of an encoder-decoder (:mod:`lib.encdec`): between the two sublayers it adds
+    ``resid_mid_cross = resid_mid + cross_attn(ln_cross(resid_mid), encoder_out)``."""
+
+    def __init__(self, cfg: GPTConfig, layer: int, cross_layer: int | None = None):
         super().__init__()
         self.layer = layer
+        self.cross_layer = cross_layer
+        # Registration order fixes the order of the init's random draws: keep it.
         self.ln1 = LayerNorm(cfg)
         self.attn = Attention(cfg)
+        if cross_layer is not None:
+            self.ln_cross = LayerNorm(cfg)
+            self.cross_attn = CrossAttention(cfg)
         self.ln2 = LayerNorm(cfg)
         self.mlp = MLP(cfg)
         self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
         self.hook_resid_mid = HookPoint()
+        if cross_layer is not None:
+            self.hook_cross_attn_out = HookPoint()
+            self.hook_resid_mid_cross = HookPoint()
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid: Float[Tensor, "batch pos d_model"], kv_cache: KVCache | None = None) -> Tensor:
+    def forward(
+        self, resid: Float[Tensor, "batch pos d_model"], kv_cache: KVCache | None = None, encoder_out: Tensor | None = None
+    ) -> Tensor:
+        if (encoder_out is not None) != (self.cross_layer is not None):
+            raise ValueError("encoder_out must be given to a block with cross-attention, and only to one")
         resid = self.hook_resid_pre(resid)
         resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), kv_cache, self.layer)))
+        if encoder_out is not None:
+            cross = self.cross_attn(self.ln_cross(resid), encoder_out, kv_cache, self.cross_layer)
+            resid = self.hook_resid_mid_cross(resid + self.hook_cross_attn_out(cross))
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
 
 
@@ -321,6 +465,7 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
+        _check_stream(x, self.W_U.shape[0], "x")
         return x @ self.W_U + self.b_U
 
 
@@ -333,8 +478,9 @@ class GPT(HookedRootModule):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        if not isinstance(cfg, GPTConfig):
-            raise TypeError(f"GPT expects a GPTConfig, got {type(cfg).__name__}")
+        if not isinstance(cfg, GPTConfig) or hasattr(cfg, "n_enc_layers"):
+            hint = " (an encoder-decoder's config: build a lib.encdec.EncoderDecoderGPT)" if hasattr(cfg, "n_enc_layers") else ""
+            raise TypeError(f"GPT expects a GPTConfig, got {type(cfg).__name__}{hint}")
         self.cfg = cfg
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
@@ -363,6 +509,11 @@ class GPT(HookedRootModule):
                 raise ValueError(
                     f"input_embeds must have shape [batch, pos, {self.cfg.d_model}], got {tuple(input_embeds.shape)}"
                 )
+            dtype = self.embed.W_E.dtype
+            if input_embeds.dtype != dtype:
+                raise TypeError(f"input_embeds must have the model's dtype {dtype}, got {input_embeds.dtype}")
+            # A NaN would flow through every position after it (attention mixes them) unnoticed.
+            checks.check_tensor(input_embeds, "input_embeds", finite=True)
             batch, pos = input_embeds.shape[:2]
         if pos == 0:
             raise ValueError("the sequence is empty (pos = 0)")
@@ -398,15 +549,44 @@ class GPT(HookedRootModule):
                 by default the loss predicts ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
             kv_cache: a :class:`KVCache`; positions continue after those already cached.
         """
-        offset = 0 if kv_cache is None else kv_cache.length
+        batch, pos, offset = self._check_call(tokens, input_embeds, return_type, targets, kv_cache, RETURN_TYPES)
+        with restored_on_error(kv_cache):
+            return self._run(tokens, input_embeds, return_type, targets, kv_cache, batch, pos, offset)
+
+    def _check_call(self, tokens, input_embeds, return_type, targets, kv_cache, return_types: tuple) -> tuple[int, int, int]:
+        """Every argument of a forward call checked before anything runs (so a failing call
+        changes nothing): ``(batch, pos, offset)``. Shared with the encoder-decoder."""
+        checks.check_choice(return_type, "return_type", return_types)
+        offset = 0 if kv_cache is None else checks.check_type(kv_cache, "kv_cache", KVCache).length
         batch, pos = self._check_inputs(tokens, input_embeds, offset)
+        if kv_cache is not None:
+            kv_cache.check_for(len(self.new_kv_cache().layers), batch)
+        if return_type in ("loss", "both"):
+            self._check_loss_inputs(tokens, targets, batch, pos)
+        elif targets is not None:
+            raise ValueError(f"targets are only used with return_type 'loss' or 'both', got return_type={return_type!r}")
+        return batch, pos, offset
+
+    def _check_loss_inputs(self, tokens: Tensor | None, targets: Tensor | None, batch: int, pos: int) -> None:
+        if targets is not None:
+            check_targets(targets, (batch, pos), self.cfg.d_vocab)
+        elif tokens is None:
+            raise ValueError("the loss needs tokens or targets (input_embeds alone have no next tokens)")
+        elif pos < 2:
+            raise ValueError("the next-token loss needs at least 2 positions")
+
+    def _run(self, tokens, input_embeds, return_type, targets, kv_cache, batch: int, pos: int, offset: int):
         tok = self.embed(tokens) if input_embeds is None else input_embeds
         resid = self.hook_embed(tok) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
         for block in self.blocks_to_run():
             resid = block(resid, kv_cache)
         if return_type == "resid":
             return resid
-        final = self.ln_final(resid)
+        return self._head(self.ln_final(resid), tokens, targets, return_type)
+
+    def _head(self, final: Tensor, tokens: Tensor | None, targets: Tensor | None, return_type: str | None):
+        """What ``return_type`` asks for, from the normalised final residual stream: the part
+        every model of the course shares after its last block."""
         if return_type == "final_resid":
             return final
         if return_type is None:
@@ -415,11 +595,7 @@ class GPT(HookedRootModule):
         if return_type == "logits":
             return logits
         loss = self.loss(logits, tokens, targets)
-        if return_type == "loss":
-            return loss
-        if return_type == "both":
-            return logits, loss
-        raise ValueError(f"unknown return_type {return_type!r}")
+        return loss if return_type == "loss" else (logits, loss)
 
     @staticmethod
     def loss(
@@ -429,12 +605,15 @@ class GPT(HookedRootModule):
     ) -> Tensor:
         """Mean next-token cross-entropy. With ``targets``, position i is scored against
         ``targets[:, i]`` (ignore_index -100); otherwise against ``tokens[:, i + 1]``."""
+        checks.check_tensor(logits, "logits", ndim=3, dtype="float")
         if targets is not None:
-            if targets.shape != logits.shape[:2]:
-                raise ValueError(f"targets must have shape {tuple(logits.shape[:2])}, got {tuple(targets.shape)}")
+            check_targets(targets, tuple(logits.shape[:2]), logits.shape[-1])
             return F.cross_entropy(logits.flatten(0, 1), targets.flatten().long(), ignore_index=-100)
         if tokens is None:
             raise ValueError("the loss needs tokens or targets")
+        checks.check_token_ids(tokens, "tokens", logits.shape[-1])
+        if tokens.shape != logits.shape[:2]:
+            raise ValueError(f"tokens must have shape {tuple(logits.shape[:2])}, got {tuple(tokens.shape)}")
         if tokens.shape[1] < 2:
             raise ValueError("the next-token loss needs at least 2 positions")
         return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten().long())
@@ -451,15 +630,35 @@ class GPT(HookedRootModule):
         return count_params(self, include_embeddings)
 
 
+class restored_on_error:
+    """``with restored_on_error(kv_cache): ...``: if the block raises, the cache gets back the
+    layers it held before, so a failed forward leaves no half-written step behind (None: no-op)."""
+
+    def __init__(self, kv_cache: KVCache | None):
+        self.kv_cache = kv_cache
+        self.saved = None if kv_cache is None else list(kv_cache.layers)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and self.kv_cache is not None:
+            self.kv_cache.layers = self.saved
+        return False
+
+
 def per_token_log_probs(
     logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch pos_minus_1"]:
     """log p(tokens[:, i + 1] | tokens[:, :i + 1]) for every position: the model's score of what
     actually came next. Entry i scores token i + 1."""
+    checks.check_tensor(logits, "logits", dtype="float")
+    checks.check_tensor(tokens, "tokens", dtype="int")
     if logits.ndim != 3 or tokens.ndim != 2 or logits.shape[:2] != tokens.shape:
         raise ValueError(
             f"logits [batch, pos, d_vocab] and tokens [batch, pos] must agree, got {tuple(logits.shape)} and {tuple(tokens.shape)}"
         )
+    checks.check_token_ids(tokens, "tokens", logits.shape[-1])
     log_probs = logits[:, :-1].log_softmax(dim=-1)
     return log_probs.gather(-1, tokens[:, 1:, None].long()).squeeze(-1)
 
@@ -501,6 +700,8 @@ def to_bridge_state_dict(model: GPT) -> dict[str, Tensor]:
 
 def bridge_config(cfg: GPTConfig, seed: int = 0):
     """The ``TransformerBridgeConfig`` of TransformerLens' native model with our shape."""
+    checks.check_type(cfg, "cfg", GPTConfig)
+    checks.check_int(seed, "seed", min=0)
     from transformer_lens import TransformerBridgeConfig
 
     return TransformerBridgeConfig(
@@ -520,6 +721,7 @@ def bridge_config(cfg: GPTConfig, seed: int = 0):
 
 def reference_bridge(model: GPT):
     """TransformerLens' own native model (built offline) carrying ``model``'s weights."""
+    checks.check_type(model, "model", GPT)
     import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
     from transformer_lens import TransformerBridge
 

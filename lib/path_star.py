@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lib import checks
+
 
 @dataclass(frozen=True)
 class PathStarSpec:
@@ -30,6 +32,8 @@ class PathStarSpec:
     n_nodes: int = 20  # labels are drawn from range(n_nodes)
 
     def __post_init__(self) -> None:
+        for name in ("degree", "path_len", "n_nodes"):
+            checks.check_int(getattr(self, name), f"PathStarSpec.{name}")
         if self.degree < 2:
             raise ValueError(f"degree must be >= 2 (one arm is no choice), got {self.degree}")
         if self.path_len < 2:
@@ -83,10 +87,10 @@ class PathStarBatch:
 
 def sample_path_star(spec: PathStarSpec, batch_size: int, generator: torch.Generator, reverse: bool = False) -> PathStarBatch:
     """``batch_size`` random graphs with their queries and answers."""
-    if not isinstance(spec, PathStarSpec):
-        raise TypeError(f"spec must be a PathStarSpec, got {type(spec).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    checks.check_type(spec, "spec", PathStarSpec)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_type(generator, "generator", torch.Generator)
+    checks.check_bool(reverse, "reverse")
     d, L = spec.degree, spec.path_len
     # Distinct labels per graph: the first of a random permutation.
     labels = torch.rand(batch_size, spec.n_nodes, generator=generator).argsort(dim=1)[:, : spec.n_graph_nodes]
@@ -120,6 +124,8 @@ def sample_path_star(spec: PathStarSpec, batch_size: int, generator: torch.Gener
 
 def path_accuracy(predicted: Tensor, batch: PathStarBatch) -> float:
     """Fraction of graphs whose whole answer path was predicted exactly."""
+    checks.check_type(batch, "batch", PathStarBatch)
+    checks.check_tensor(predicted, "predicted", dtype="int")
     if predicted.shape != batch.answers.shape:
         raise ValueError(f"predicted paths must have shape {tuple(batch.answers.shape)}, got {tuple(predicted.shape)}")
     return (predicted == batch.answers).all(dim=1).float().mean().item()
@@ -133,6 +139,7 @@ def greedy_answers(model, batch: PathStarBatch, use_kv_cache: bool = True) -> Te
 
     if not isinstance(batch, PathStarBatch):
         raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
+    checks.check_bool(use_kv_cache, "use_kv_cache")
     prompt = batch.tokens[:, : batch.spec.prompt_len]
     out = generate(model, prompt, batch.spec.path_len, temperature=0, seed=None, use_kv_cache=use_kv_cache)
     return out[:, batch.spec.prompt_len :].cpu()
@@ -153,11 +160,9 @@ def teacher_forced_accuracy(model, batch: PathStarBatch) -> Tensor:
     (in forward order, the step after the centre)."""
     if not isinstance(batch, PathStarBatch):
         raise TypeError(f"batch must be a PathStarBatch, got {type(batch).__name__}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    logits = model(batch.tokens.to(device))
-    model.train(was_training)
+    device = checks.model_device(model)
+    with checks.eval_mode(model):
+        logits = model(batch.tokens.to(device))
     start = batch.spec.prompt_len - 1
     predicted = logits[:, start : start + batch.spec.path_len].argmax(dim=-1).cpu()
     return (predicted == batch.answers).float().mean(dim=0)

@@ -32,6 +32,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lib import checks
+
 Filler = Literal["none", "pause", "dense"]
 FILLERS: tuple[str, ...] = ("none", "pause", "dense")
 
@@ -44,10 +46,8 @@ class PointerSpec:
     max_hops: int = 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_nodes, int) or self.n_nodes < 2:
-            raise ValueError(f"n_nodes must be an int >= 2, got {self.n_nodes!r}")
-        if not isinstance(self.max_hops, int) or self.max_hops < 1:
-            raise ValueError(f"max_hops must be an int >= 1, got {self.max_hops!r}")
+        checks.check_int(self.n_nodes, "PointerSpec.n_nodes", min=2)
+        checks.check_int(self.max_hops, "PointerSpec.max_hops", min=1)
 
     @property
     def query_id(self) -> int:
@@ -66,8 +66,7 @@ class PointerSpec:
         return self.n_nodes + 3
 
     def hop_id(self, hops: int) -> int:
-        if not 1 <= hops <= self.max_hops:
-            raise ValueError(f"hops must lie in [1, {self.max_hops}], got {hops}")
+        checks.check_int(hops, "hops", min=1, max=self.max_hops)
         return self.n_nodes + 3 + hops
 
     @property
@@ -75,12 +74,13 @@ class PointerSpec:
         return self.n_nodes + 4 + self.max_hops
 
     def filler_id(self, filler: Filler) -> int | None:
-        if filler not in FILLERS:
-            raise ValueError(f"filler must be one of {FILLERS}, got {filler!r}")
+        checks.check_choice(filler, "filler", FILLERS)
         return {"none": None, "pause": self.pause_id, "dense": self.dense_id}[filler]
 
     def seq_len(self, filler: Filler, decoys: int = 0) -> int:
         """Length of a batch's rows: table, QUERY, HOP, decoys, x, filler, answer."""
+        checks.check_choice(filler, "filler", FILLERS)
+        checks.check_int(decoys, "decoys", min=0)
         max_fill = 0 if filler == "none" else self.max_hops - 1
         return self.n_nodes + 4 + decoys + max_fill
 
@@ -111,9 +111,16 @@ class PointerBatch:
 
     def select(self, rows) -> "PointerBatch":
         """The questions at ``rows`` (a list or tensor of indices), as a batch of their own."""
+        if isinstance(rows, Tensor):
+            checks.check_tensor(rows, "rows", dtype="int")
+        elif not isinstance(rows, (list, tuple)) or any(isinstance(r, bool) or not isinstance(r, int) for r in rows):
+            raise TypeError(f"rows must be a list or integer tensor of row indices, got {checks._got(rows)}")
         index = torch.as_tensor(rows, dtype=torch.long)
         if index.ndim != 1 or len(index) == 0:
             raise ValueError("rows must be a non-empty 1-D list of indices")
+        n = self.tokens.shape[0]
+        if int(index.min()) < -n or int(index.max()) >= n:
+            raise ValueError(f"rows must hold indices in [0, {n}), got min {int(index.min())}, max {int(index.max())}")
         picked = {k: (v[index.to(v.device)] if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
         return PointerBatch(**picked)
 
@@ -131,15 +138,12 @@ def sample_pointer_batch(
     With ``decoys > 0`` each row also gets 0..decoys extra filler tokens between the hop token
     and ``x`` (uniformly many), which no lookup can use.
     """
-    if not isinstance(spec, PointerSpec):
-        raise TypeError(f"spec must be a PointerSpec, got {type(spec).__name__}")
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    checks.check_type(spec, "spec", PointerSpec)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_type(generator, "generator", torch.Generator)
     fill_id = spec.filler_id(filler)
-    if hops is not None and not 1 <= hops <= spec.max_hops:
-        raise ValueError(f"hops must lie in [1, {spec.max_hops}] or be None, got {hops}")
-    if not isinstance(decoys, int) or decoys < 0:
-        raise ValueError(f"decoys must be an int >= 0, got {decoys!r}")
+    checks.check_int(hops, "hops", min=1, max=spec.max_hops, allow_none=True)
+    checks.check_int(decoys, "decoys", min=0)
     if decoys and filler == "none":
         raise ValueError("decoys need a filler token (pause or dense)")
     n, B = spec.n_nodes, batch_size
@@ -177,6 +181,8 @@ def sample_pointer_batch(
 
 def answer_logits(logits: Float[Tensor, "batch pos d_vocab"], batch: PointerBatch) -> Float[Tensor, "batch d_vocab"]:
     """The logits that predict each row's answer (at ``answer_pos - 1``)."""
+    checks.check_type(batch, "batch", PointerBatch)
+    checks.check_tensor(logits, "logits", dtype="float")
     if logits.ndim != 3 or logits.shape[:2] != batch.tokens.shape:
         raise ValueError(f"logits must have shape {tuple(batch.tokens.shape)} + (d_vocab,), got {tuple(logits.shape)}")
     rows = torch.arange(logits.shape[0], device=logits.device)
@@ -185,20 +191,26 @@ def answer_logits(logits: Float[Tensor, "batch pos d_vocab"], batch: PointerBatc
 
 def answer_accuracy(logits: Float[Tensor, "batch pos d_vocab"], batch: PointerBatch) -> float:
     """Fraction of rows whose greedy answer (argmax over the whole vocabulary) is right."""
-    predicted = answer_logits(logits, batch).argmax(dim=-1).cpu()
+    chosen = answer_logits(logits, batch)
+    # argmax would pick a NaN's index and call it an answer.
+    checks.check_tensor(chosen, "logits (at the answer positions)", finite=True)
+    predicted = chosen.argmax(dim=-1).cpu()
     return (predicted == batch.answers.cpu()).float().mean().item()
 
 
 def accuracy_by_hops(logits: Float[Tensor, "batch pos d_vocab"], batch: PointerBatch) -> dict[int, float]:
     """Answer accuracy separately for each hop count present in the batch."""
-    correct = (answer_logits(logits, batch).argmax(dim=-1).cpu() == batch.answers.cpu()).float()
+    chosen = answer_logits(logits, batch)
+    checks.check_tensor(chosen, "logits (at the answer positions)", finite=True)
+    correct = (chosen.argmax(dim=-1).cpu() == batch.answers.cpu()).float()
     hops = batch.hops.cpu()
     return {int(h): correct[hops == h].mean().item() for h in hops.unique().tolist()}
 
 
-# --------------------------------------------------------------------------- training and evaluation
+# --------------------------------------------------------------------------- methods and models
 def parse_method(method: str) -> tuple[str, int]:
     """``"none"``, ``"pause"`` or ``"dense-<depth>"`` -> ``(filler, unroll depth)``."""
+    checks.check_str(method, "method")
     if method in ("none", "pause"):
         return method, 0
     if isinstance(method, str) and method.startswith("dense-") and method[6:].isdigit() and int(method[6:]) >= 1:
@@ -210,6 +222,11 @@ def pointer_model_config(spec: PointerSpec, d_model: int = 64, n_layers: int = 1
     """The small GPT the notebook trains: one layer by default, so one pass = one lookup."""
     from lib.model import GPTConfig
 
+    checks.check_type(spec, "spec", PointerSpec)
+    checks.check_int(d_model, "d_model", min=1)
+    checks.check_int(n_layers, "n_layers", min=1)
+    checks.check_int(n_heads, "n_heads", min=1)
+    checks.check_int(decoys, "decoys", min=0)
     if d_model % n_heads:
         raise ValueError(f"d_model = {d_model} must be divisible by n_heads = {n_heads}")
     return GPTConfig(
@@ -218,172 +235,19 @@ def pointer_model_config(spec: PointerSpec, d_model: int = 64, n_layers: int = 1
     )
 
 
-def pointer_logits(model, batch: PointerBatch, depth: int | None = None, source: str = "normed") -> Tensor:
-    """Logits for a batch. Dense batches are unrolled to ``depth`` (default: as many passes as the
-    batch has dense tokens, which equals generating one position at a time)."""
-    from lib.dense import unrolled_forward
-
-    if batch.filler != "dense":
-        return model(batch.tokens)
-    return unrolled_forward(model, batch.tokens, batch.spec.dense_id, exact_depth(batch) if depth is None else depth, source).logits
-
-
-@torch.no_grad()
-def evaluate_pointer(
-    model, spec: PointerSpec, filler: Filler, n_questions: int = 600, seed: int = 1234, decoys: int = 0,
-    depth: int | None = None, source: str = "normed",
-) -> dict[int, float]:
-    """Answer accuracy per hop count on fresh questions (the same questions for every method with
-    the same ``seed``). Dense models are evaluated exactly, as at generation, unless ``depth`` is given."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = {}
-    for hops in range(1, spec.max_hops + 1):
-        batch = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(seed + hops), filler, hops, decoys)
-        batch = batch.to(device)
-        out[hops] = answer_accuracy(pointer_logits(model, batch, depth, source), batch)
-    model.train(was_training)
-    return out
-
-
-@dataclass
-class PointerRun:
-    """One trained model and what was measured on it."""
-
-    method: str
-    seed: int
-    model: object
-    history: object  # lib.training.History
-    accuracy: dict[int, float]  # per hop count, evaluated as at generation
-    norm_steps: list[int]  # training steps at which the dense vectors were logged
-    norms: list[list[float]]  # mean norm of the vectors fed at each pass (one list per log step)
-    lens_agreement: list[float]  # fraction of useful dense vectors whose logit lens names the right pointer
-
-    @property
-    def mean_accuracy(self) -> float:
-        return sum(self.accuracy.values()) / len(self.accuracy)
-
-
-def train_pointer_model(
-    method: str,
-    seed: int,
-    spec: PointerSpec = PointerSpec(),
-    steps: int = 300,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    d_model: int = 64,
-    n_layers: int = 1,
-    source: str = "normed",
-    decoys: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    model=None,
-) -> PointerRun:
-    """Train a fresh model (or continue ``model``) on the task with one method and evaluate it.
-
-    Every method trains the same architecture (same parameter count) on the same questions (the
-    batch generator is seeded by ``seed``); only the filler and the unrolling differ.
-    """
-    from lib.dense import unrolled_forward
-    from lib.model import GPT
-    from lib.training import TrainConfig, train
-
-    filler, depth = parse_method(method)
-    if not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    torch.manual_seed(seed)
-    if model is None:
-        model = GPT(pointer_model_config(spec, d_model, n_layers, decoys=decoys)).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    log_every = max(1, steps // 10)
-    norm_steps: list[int] = []
-    norms: list[list[float]] = []
-    agreement: list[float] = []
-    step_counter = [0]
-
-    def batch_fn(step: int) -> PointerBatch:
-        step_counter[0] = step
-        return sample_pointer_batch(spec, batch_size, gen, filler, None, decoys).to(device)
-
-    def loss_fn(m, batch: PointerBatch) -> Tensor:
-        if filler != "dense":
-            return m(batch.tokens, return_type="loss", targets=batch.targets)
-        out = unrolled_forward(m, batch.tokens, spec.dense_id, depth, source)
-        if step_counter[0] % log_every == 0:
-            with torch.no_grad():
-                norm_steps.append(step_counter[0])
-                norms.append([v[out.mask].norm(dim=-1).mean().item() for v in out.vectors])
-                agreement.append(lens_agreement(m, out.vectors[-1], batch, source))
-        return GPT.loss(out.logits, targets=batch.targets)
-
-    cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps,
-                      log_interval=log_every, progress=progress, progress_desc=method)
-    history = train(model, batch_fn, cfg, loss_fn=loss_fn)
-    accuracy = evaluate_pointer(model, spec, filler, decoys=decoys, source=source)
-    return PointerRun(method, seed, model, history, accuracy, norm_steps, norms, agreement)
-
-
 def carried_pointers(batch: PointerBatch) -> tuple[Tensor, Tensor, Tensor]:
     """For every useful dense position (rows, cols): the pointer the vector entering there should
     carry. The vector entering at x + i comes from position x + i - 1, which should hold the result
     of i lookups: f(x) for the first dense token, f(f(x)) for the second, ..."""
+    checks.check_type(batch, "batch", PointerBatch)
     rows, cols = batch.useful.nonzero(as_tuple=True)
     offset = cols - batch.start_pos.to(cols.device)[rows]
     return rows, cols, batch.chain.to(cols.device)[rows, offset - 1]
 
 
-def lens_agreement(model, vectors: Tensor, batch: PointerBatch, source: str = "normed") -> float:
-    """Fraction of useful dense vectors whose logit lens (restricted to node tokens) names the
-    pointer they should carry (:func:`carried_pointers`). NaN if the batch has none."""
-    from lib.dense import read_dense_vector
-
-    rows, cols, expected = carried_pointers(batch)
-    if len(rows) == 0:
-        return float("nan")
-    read = read_dense_vector(model, vectors[rows, cols], source)[:, : batch.spec.n_nodes].argmax(dim=-1)
-    return (read == expected).float().mean().item()
-
-
-@torch.no_grad()
-def lookup_attention(model, batch: PointerBatch, layer: int = 0, source: str = "normed") -> Float[Tensor, "hops n_heads"]:
-    """Mean attention, per head, from each lookup position to the table entry of the pointer it holds.
-
-    Lookup k (k = 0 .. h - 1) happens at position ``start_pos + k``: at x itself, then at each
-    dense (or pause) token. The pointer held there is x, then f(x), f(f(x)), ...; its image sits at
-    table position = the pointer. The batch must share one hop count h and have a filler
-    (``"none"`` only for h = 1). Dense batches are run exactly, the vectors entering through
-    ``input_embeds``.
-    """
-    from lib.dense import add_dense_vectors, unrolled_forward
-
-    hops = batch.hops.unique()
-    if len(hops) != 1:
-        raise ValueError("the batch must share one hop count (sample it with hops=...)")
-    h = int(hops)
-    if batch.filler == "none" and h > 1:
-        raise ValueError("without a filler only the 1-hop lookup happens inside the question")
-    if not 0 <= layer < model.cfg.n_layers:
-        raise ValueError(f"layer must lie in [0, {model.cfg.n_layers}), got {layer}")
-    name = f"blocks.{layer}.attn.hook_pattern"
-    tokens = batch.tokens
-    if batch.filler == "dense":
-        out = unrolled_forward(model, tokens, batch.spec.dense_id, exact_depth(batch), source)
-        embeds = add_dense_vectors(model.embed(tokens), out.vectors[-1] if out.vectors else torch.zeros_like(model.embed(tokens)), out.mask)
-        _, cache = model.run_with_cache(input_embeds=embeds, names_filter=name)
-    else:
-        _, cache = model.run_with_cache(tokens, names_filter=name)
-    pattern = cache[name]  # [batch, head, query, key]
-    rows = torch.arange(tokens.shape[0], device=pattern.device)
-    start = batch.start_pos.to(pattern.device)
-    x = tokens[rows, start].to(pattern.device)
-    pointers = torch.cat([x[:, None], batch.chain.to(pattern.device)[:, : h - 1]], dim=1)  # [batch, h]
-    out_rows = [pattern[rows, :, start + k, pointers[:, k]].mean(dim=0) for k in range(h)]  # each [head]
-    return torch.stack(out_rows)
-
-
 def exact_depth(batch: PointerBatch) -> int:
     """Passes needed for an exact forward of a dense batch: its largest number of dense tokens in a row."""
+    checks.check_type(batch, "batch", PointerBatch)
     return int((batch.tokens == batch.spec.dense_id).sum(dim=1).max())
 
 
@@ -393,6 +257,7 @@ def needed_dense_tokens(batch: PointerBatch) -> Tensor:
     Deleting one of the h - 1 tokens after x leaves room for h - 1 lookups, giving f^(h-1)(x)
     instead of f^h(x). When the chain has reached a fixed point (f(y) = y) the two are equal, and
     the token, although placed where a lookup happens, is not needed for this question."""
+    checks.check_type(batch, "batch", PointerBatch)
     rows = torch.arange(batch.tokens.shape[0], device=batch.tokens.device)
     h = batch.hops.to(rows.device)
     x = batch.tokens[rows, batch.start_pos.to(rows.device)]
@@ -400,3 +265,17 @@ def needed_dense_tokens(batch: PointerBatch) -> Tensor:
     one_fewer = torch.where(h >= 2, chain[rows, (h - 2).clamp(min=0)], x)
     changes = one_fewer != chain[rows, h - 1]
     return batch.useful & changes[:, None]
+
+
+# Training and evaluating models on the task runs the methods (dense unrolling): that lives in
+# lib.pointer_runs (an experiment), so this task module imports no method. The names stay
+# importable from here for existing code.
+_RUN_NAMES = ("PointerRun", "evaluate_pointer", "lens_agreement", "lookup_attention", "pointer_logits", "train_pointer_model")
+
+
+def __getattr__(name: str):
+    if name in _RUN_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module("lib.pointer_runs"), name)
+    raise AttributeError(f"module 'lib.pointer_task' has no attribute {name!r}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from lib import checks
 from lib.bpe import BPETokenizer
 from lib.data import tokenize_corpus
 from lib.model import GPT, GPTConfig
@@ -55,19 +56,28 @@ def prepare(
     batch_size: int = BATCH_SIZE,
     seed: int = 0,
 ) -> PreparedAssets:
-    """Train the tokenizer, then the model on its tokens; write both into ``out_dir``."""
-    text = shakespeare_text() if text is None else text
-    if not text:
-        raise ValueError("the training text is empty")
+    """Train the tokenizer, then the model on its tokens; write both into ``out_dir``.
+
+    Nothing is written until both are trained: the two files are written beside their targets
+    and renamed at the end, so a failure leaves the old pair (or nothing) in place, never a new
+    tokenizer beside an old checkpoint."""
+    out_dir = checks.check_path(out_dir, "out_dir")
+    if text is not None:
+        checks.check_str(text, "text")
+    checks.check_int(vocab_size, "vocab_size", min=256)
+    checks.check_type(model_cfg, "model_cfg", GPTConfig)
+    checks.check_type(train_cfg, "train_cfg", TrainConfig)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_int(seed, "seed", min=0)
     if model_cfg.d_vocab != vocab_size:
-        raise ValueError(f"model d_vocab {model_cfg.d_vocab} differs from the tokenizer's vocab_size {vocab_size}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise ValueError(f"model_cfg.d_vocab = {model_cfg.d_vocab} differs from the tokenizer's vocab_size = {vocab_size}")
+    text = shakespeare_text() if text is None else text
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} exists and is not a folder")
     torch.manual_seed(seed)
 
     tokenizer = BPETokenizer.train(text, vocab_size)
     tokenizer_path = out_dir / TOKENIZER_PATH.name
-    tokenizer.save(tokenizer_path)
 
     corpus = tokenize_corpus(tokenizer, text)
     model = GPT(model_cfg)
@@ -91,7 +101,11 @@ def prepare(
         "history": history.to_dict(),
         "train_config": asdict(train_cfg),
     }
-    checkpoint_path = save_checkpoint(model, out_dir / CHECKPOINT_PATH.name, metadata=metadata)
+    checkpoint_path = out_dir / CHECKPOINT_PATH.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with checks.atomic_path(tokenizer_path) as tmp_tokenizer, checks.atomic_path(checkpoint_path) as tmp_checkpoint:
+        tokenizer.save(tmp_tokenizer)
+        save_checkpoint(model, tmp_checkpoint, metadata=metadata)
     return PreparedAssets(tokenizer_path, checkpoint_path, history, val_tok, val_char)
 
 

@@ -16,19 +16,17 @@ scored on:
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from lib import checks
+
 
 def _check_ids(x, name: str, ndim: int) -> None:
-    if not isinstance(x, Tensor) or x.is_floating_point() or x.dtype == torch.bool or x.ndim != ndim:
-        raise TypeError(f"{name} must be an integer tensor with {ndim} dimension(s), got {getattr(x, 'shape', type(x).__name__)}")
-    if x.numel() and int(x.min()) < 0:
-        raise ValueError(f"{name} holds negative ids")
+    checks.check_token_ids(x, name, ndim=ndim)
 
 
 def ngram_nats_per_token(
@@ -43,14 +41,11 @@ def ngram_nats_per_token(
     only, as for the transformers)."""
     _check_ids(train, "train", 1)
     _check_ids(windows, "windows", 2)
-    if isinstance(d_vocab, bool) or not isinstance(d_vocab, int) or d_vocab < 2:
-        raise ValueError(f"d_vocab must be an int >= 2, got {d_vocab!r}")
-    if max(int(train.max()), int(windows.max())) >= d_vocab:
-        raise ValueError(f"train or windows hold ids >= d_vocab = {d_vocab}")
-    if order not in (1, 2):
-        raise ValueError(f"order must be 1 (unigram) or 2 (bigram), got {order!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k <= 0:
-        raise ValueError(f"k must be a finite number > 0, got {k!r}")
+    checks.check_int(d_vocab, "d_vocab", min=2)
+    checks.check_token_ids(train, "train", d_vocab, ndim=1)
+    checks.check_token_ids(windows, "windows", d_vocab, ndim=2)
+    checks.check_choice(order, "order (1: unigram, 2: bigram)", (1, 2))
+    checks.check_float(k, "k", positive=True)
     if windows.shape[1] < 2 or len(train) < 2:
         raise ValueError("windows need at least 2 positions and train at least 2 tokens")
     prev, nxt = windows[:, :-1].flatten(), windows[:, 1:].flatten()
@@ -73,6 +68,10 @@ def text_references(
 ) -> dict[str, float]:
     """Unigram and bigram nats per token on ``test_windows``, each with the ``k`` that scored best
     on ``val_windows``; also the chosen ``k`` of each."""
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Sequence):
+        raise TypeError(f"ks must be a sequence of smoothing constants, got {type(ks).__name__}")
+    for k in ks:
+        checks.check_float(k, "ks (each constant)", positive=True)
     if not ks:
         raise ValueError("ks must name at least one smoothing constant")
     out: dict[str, float] = {}
@@ -85,15 +84,13 @@ def text_references(
 
 def path_star_plateau(degree: int) -> float:
     """Whole-path accuracy of "choose an arm at random, then follow it": 1/degree."""
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 2:
-        raise ValueError(f"degree must be an int >= 2, got {degree!r}")
+    checks.check_int(degree, "degree", min=2)
     return 1.0 / degree
 
 
 def pointer_chance(n_nodes: int) -> float:
     """Accuracy of a uniform guess among the nodes: 1/n_nodes, for every hop count."""
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 2:
-        raise ValueError(f"n_nodes must be an int >= 2, got {n_nodes!r}")
+    checks.check_int(n_nodes, "n_nodes", min=2)
     return 1.0 / n_nodes
 
 

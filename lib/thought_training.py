@@ -15,6 +15,12 @@ The recipe (each step one function, so a notebook can show and time each):
    the original tokens are scored (thought-masked). The baseline is the same base model trained
    for the same number of steps on the same rows without thoughts, scored on the same tokens.
 
+:func:`train_thinker` runs steps 1-3 as one schedule (:class:`ThinkerSchedule`, episodes with
+:data:`PLACEMENT_RULE` at the half-way switch): the course's one recipe, used by notebook 06 and by
+the harness of notebook 08. ``with_thoughts=False`` trains the twin, the same schedule without
+thoughts. :func:`thinker_max_rank` sets the threshold at which the trained thinker places about
+as many thoughts as its survivors had.
+
 Also here: :func:`digit_sum_task`, a small task where a model may insert thoughts before it
 answers (``d1 d2 ... = (d1 + d2 + ...) mod 10``).
 """
@@ -30,7 +36,9 @@ from torch import Tensor
 
 from lib.model import GPT
 from lib.thoughts import (
+    RULES,
     _check_batch,
+    _check_first_gap,
     _check_id,
     _check_int_tensor,
     fast_forward,
@@ -40,6 +48,7 @@ from lib.thoughts import (
     run_episode,
     stack_rows,
     text_log_probs,
+    thought_gate,
     thought_lm_targets,
     thought_ranks,
 )
@@ -151,13 +160,16 @@ def evaluate_nll(
     budget: int = 0,
     max_rank: int = 0,
     batch_size: int = 64,
+    first_gap: int = 1,
 ) -> dict[str, float]:
     """Mean thought-masked negative log-likelihood (nats per scored token) of the original tokens
     of each row, while the model inserts up to ``budget`` thoughts per row wherever it ranks
-    ``<|thought|>`` ``<= max_rank`` (``budget=0``: the plain model). ``score_mask[b, j]`` picks
+    ``<|thought|>`` ``<= max_rank`` (``budget=0``: the plain model), only before original tokens
+    ``first_gap`` and later (:func:`lib.thoughts.fast_forward`). ``score_mask[b, j]`` picks
     which original tokens count (default: every token but the first). Returns ``nll``,
     ``thoughts_per_row`` and ``n_scored``."""
     _check_batch(tokens, lengths)
+    _check_first_gap(first_gap)
     n, pos = tokens.shape
     if score_mask is None:
         ar = torch.arange(pos, device=tokens.device)[None]
@@ -174,7 +186,7 @@ def evaluate_nll(
         if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
             lp = text_log_probs(model(rows), rows, thought_id)
         else:
-            ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget)
+            ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget, first_gap=first_gap)
             # Put each text token's log-probability back at its original index.
             orig = original_index(ff.tokens, thought_id)
             keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
@@ -266,6 +278,88 @@ def masked_thought_targets(
     return nxt.masked_fill(~keep, -100)
 
 
+PLACEMENT_RULE = "rank"  # the recipe's one rule for episodes (notebook 06 and the harness): the model's own ranking
+
+
+class ThinkerSchedule:
+    """The recipe's data, ``step -> (rows, lengths, text_targets, thought_targets)``, for ``steps``
+    optimizer steps on ``steps * batch_size`` rows used once each, in order:
+
+    - steps ``< steps // 2`` (the warm-up): the next ``batch_size`` rows of the first half, with
+      0..``warmup_thoughts`` random thoughts per row (uniformly) at gaps ``>= first_gap``; the
+      thoughts are read, not predicted (``thought_targets=False``);
+    - at step ``steps // 2`` (**the switch**), once: episodes with the warmed-up model on the second
+      half's rows keep the thoughts that raised the text log-likelihood (:func:`collect_survivors`
+      with ``rule``); ``survivors`` and ``thoughts_per_row`` are set then;
+    - later steps: the survivors, in order, with the thoughts as targets, so the model learns where
+      to think.
+
+    ``with_thoughts=False`` gives the **twin**: the same rows in the same order, the same targets,
+    no thought anywhere and no episodes. Only ``text_targets`` (by original position) are trained
+    among the text tokens."""
+
+    def __init__(self, model, tokens, lengths, text_targets, steps, batch_size, thought_id, pad_id, *, seed=0,
+                 warmup_thoughts=2, n_rounds=2, rule=PLACEMENT_RULE, first_gap=1, with_thoughts=True):
+        _check_batch(tokens, lengths)
+        if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.shape != tokens.shape:
+            raise ValueError(f"text_targets must be a bool tensor of the shape of tokens {tuple(tokens.shape)}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if tokens.shape[0] < steps * batch_size:
+            raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
+        _check_id(thought_id, "thought_id", model.cfg.d_vocab)
+        _check_id(pad_id, "pad_id", model.cfg.d_vocab)
+        if isinstance(warmup_thoughts, bool) or not isinstance(warmup_thoughts, int) or warmup_thoughts < 0:
+            raise ValueError(f"warmup_thoughts must be a non-negative int, got {warmup_thoughts!r}")
+        if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
+            raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        _check_first_gap(first_gap)
+        if not isinstance(with_thoughts, bool):
+            raise TypeError(f"with_thoughts must be a bool, got {with_thoughts!r}")
+        self.model, self.tokens, self.lengths, self.text_targets = model, tokens, lengths, text_targets
+        self.steps, self.batch_size, self.thought_id, self.pad_id = steps, batch_size, thought_id, pad_id
+        self.seed, self.warmup_thoughts, self.n_rounds, self.rule = seed, warmup_thoughts, n_rounds, rule
+        self.first_gap, self.with_thoughts = first_gap, with_thoughts
+        self.half = steps // 2
+        self.second = slice(self.half * batch_size, steps * batch_size)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.survivors: tuple[Tensor, Tensor] | None = None
+        self.thoughts_per_row = 0.0
+
+    def __call__(self, step: int):
+        b = self.batch_size
+        if step < self.half:
+            idx = slice(step * b, (step + 1) * b)
+            rows, lens = self.tokens[idx], self.lengths[idx]
+            if self.with_thoughts:
+                counts = torch.randint(0, self.warmup_thoughts + 1, (b,), generator=self.generator)
+                rows, lens = insert_random_thoughts(rows, lens, counts, self.thought_id, self.pad_id, self.generator,
+                                                    self.first_gap)
+            return rows, lens, self.text_targets[idx], False
+        if self.survivors is None:  # the switch: episodes with the warmed-up model
+            if self.with_thoughts:
+                sv_tokens, sv_lengths, _ = collect_survivors(
+                    self.model, self.tokens[self.second], self.lengths[self.second], self.thought_id, self.pad_id,
+                    self.n_rounds, self.rule, seed=self.seed, first_gap=self.first_gap)
+                self.thoughts_per_row = float((sv_tokens == self.thought_id).sum()) / sv_tokens.shape[0]
+            else:
+                sv_tokens, sv_lengths = self.tokens[self.second], self.lengths[self.second]
+            self.survivors = (sv_tokens, sv_lengths)
+        sv_tokens, sv_lengths = self.survivors
+        idx = slice((step - self.half) * b, (step - self.half + 1) * b)
+        rows, lens = sv_tokens[idx], sv_lengths[idx]
+        return rows[:, : int(lens.max())], lens, self.text_targets[self.second][idx], True
+
+    def loss(self, model: GPT, batch) -> Tensor:
+        """Cross-entropy of one batch of this schedule: its text targets, and its thoughts once they are targets."""
+        rows, lens, wanted, thought_targets = batch
+        return GPT.loss(model(rows), targets=masked_thought_targets(rows, lens, self.thought_id, wanted, thought_targets))
+
+
 def train_thinker(
     model: GPT,
     tokens: Int[Tensor, "n pos"],
@@ -275,67 +369,57 @@ def train_thinker(
     batch_size: int,
     thought_id: int,
     pad_id: int,
+    *,
     seed: int = 0,
     lr: float = 3e-3,
     warmup_thoughts: int = 2,
     n_rounds: int = 2,
-    rule: str = "rank",
+    rule: str = PLACEMENT_RULE,
     progress: bool = False,
     first_gap: int = 1,
+    with_thoughts: bool = True,
+    progress_desc: str = "thinker",
 ) -> dict:
-    """A one-schedule variant of notebook 06's recipe, for the harness of notebook 08 (notebook 06
-    itself runs the steps separately, to show each): ``steps`` optimizer steps in all, on
-    ``steps * batch_size`` rows used once each, in order, like a baseline drawing fresh data: the
-    first half of the steps trains on rows with 0..``warmup_thoughts`` random thoughts (read, not
-    predicted); at the half-way step, episodes on the second half's rows keep the thoughts that
-    raised the text log-likelihood (:func:`collect_survivors`); the second half trains on those
-    survivors with the thoughts as targets, so the model learns where to think. Only
-    ``text_targets`` (by original position) are trained among the text tokens; thoughts, random or
-    kept, go only before original tokens ``first_gap`` and later (where the task's fillers go).
-    Returns the survivors' thoughts per row and the training history."""
+    """The course's one thought recipe (notebook 06 and the harness of notebook 08): ``steps``
+    AdamW steps (learning rate ``lr``, warm-up ``steps // 10``, cosine) on the data of
+    :class:`ThinkerSchedule`: a warm-up on rows with random thoughts (read, not predicted), the
+    switch to the survivors of episodes at the half-way step, then training on the survivors with
+    the thoughts as targets. ``with_thoughts=False`` trains the **twin**: the same model, rows,
+    order, targets and schedule, without thoughts. Returns ``thoughts_per_row`` (the survivors'),
+    ``survivors`` (their ``(tokens, lengths)``, the plain rows for the twin) and the ``history``."""
     from lib.training import TrainConfig, train
 
+    schedule = ThinkerSchedule(model, tokens, lengths, text_targets, steps, batch_size, thought_id, pad_id, seed=seed,
+                               warmup_thoughts=warmup_thoughts, n_rounds=n_rounds, rule=rule, first_gap=first_gap,
+                               with_thoughts=with_thoughts)
+    cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), eval_interval=steps, progress=progress,
+                      progress_desc=progress_desc)
+    history = train(model, schedule, cfg, loss_fn=schedule.loss)
+    return {"thoughts_per_row": schedule.thoughts_per_row, "survivors": schedule.survivors, "history": history}
+
+
+@torch.no_grad()
+def thinker_max_rank(
+    model: GPT, tokens: Int[Tensor, "n pos"], lengths: Int[Tensor, " n"], thought_id: int, thoughts_per_row: float,
+    first_gap: int = 1, max_rows: int = 512,
+) -> int:
+    """The rank threshold at which a trained thinker places about ``thoughts_per_row`` thoughts per
+    row (its survivors' rate) on these training rows, counted over the gaps where a thought may go
+    (the first ``max_rows`` rows; :func:`calibrate_max_rank`). It need not carry over to held-out
+    rows: report the rate placed there too."""
     _check_batch(tokens, lengths)
-    if text_targets.shape != tokens.shape:
-        raise ValueError(f"text_targets must have the shape of tokens {tuple(tokens.shape)}")
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
-    if tokens.shape[0] < steps * batch_size:
-        raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
-    gen = torch.Generator().manual_seed(seed)
-    half = steps // 2
-    second = slice(half * batch_size, steps * batch_size)
-    state: dict = {"survivors": None}
-
-    def batch_fn(step: int):
-        if step < half:
-            idx = slice(step * batch_size, (step + 1) * batch_size)
-            counts = torch.randint(0, warmup_thoughts + 1, (batch_size,), generator=gen)
-            rows, lens = insert_random_thoughts(tokens[idx], lengths[idx], counts, thought_id, pad_id, gen, first_gap)
-            return rows, lens, text_targets[idx], False
-        if state["survivors"] is None:  # the switch: episodes with the warmed-up model
-            sv_tokens, sv_lengths, _ = collect_survivors(model, tokens[second], lengths[second], thought_id, pad_id,
-                                                         n_rounds, rule, seed=seed, first_gap=first_gap)
-            state["survivors"] = (sv_tokens, sv_lengths)
-            state["thoughts_per_row"] = float((sv_tokens == thought_id).sum()) / sv_tokens.shape[0]
-        sv_tokens, sv_lengths = state["survivors"]
-        idx = slice((step - half) * batch_size, (step - half + 1) * batch_size)
-        rows, lens = sv_tokens[idx], sv_lengths[idx]
-        return rows[:, : int(lens.max())], lens, text_targets[second][idx], True
-
-    def loss_fn(m, batch) -> Tensor:
-        rows, lens, wanted, with_thoughts = batch
-        return GPT.loss(m(rows), targets=masked_thought_targets(rows, lens, thought_id, wanted, with_thoughts))
-
-    cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), eval_interval=steps, progress=progress)
-    history = train(model, batch_fn, cfg, loss_fn=loss_fn)
-    return {"thoughts_per_row": state.get("thoughts_per_row", 0.0), "history": history}
+    if isinstance(thoughts_per_row, bool) or not isinstance(thoughts_per_row, (int, float)) or not thoughts_per_row >= 0:
+        raise ValueError(f"thoughts_per_row must be a number >= 0, got {thoughts_per_row!r}")
+    gaps = float((lengths - first_gap).clamp(min=1).float().mean())
+    rate = min(max(thoughts_per_row / gaps, 1e-3), 1.0)
+    return calibrate_max_rank(model, tokens[:max_rows], lengths[:max_rows], thought_id, rate, first_gap=first_gap)
 
 
 @torch.no_grad()
 def generate_with_thoughts(
     model: GPT, prompt: Int[Tensor, "batch pos"], n_answer: int, thought_id: int, max_rank: int = 0, budget: int = 2,
     first_gap: int = 1,
+    one_per_gap: bool = False,
 ) -> tuple[Int[Tensor, "batch n_answer"], Tensor]:
     """Read the prompt and answer greedily, thinking where the model wants to: before each prompt
     token after the first, and before each answer token, a row inserts ``<|thought|>`` when the
@@ -343,14 +427,20 @@ def generate_with_thoughts(
     does on text); otherwise it feeds its next prompt token, or writes its best non-thought token.
     Every row advances one position per step. ``first_gap``: no thought before prompt tokens
     ``< first_gap`` (``first_gap = prompt length``: thoughts only among the answer, where a
-    task's fillers go). Returns the ``n_answer`` answer tokens of each row (thoughts stripped)
-    and how many thoughts each row placed."""
+    task's fillers go). The placement rule is :func:`lib.thoughts.thought_gate`, the one
+    :func:`lib.thoughts.fast_forward` follows; ``one_per_gap=True`` applies all of it (never two
+    thoughts in a row, as the survivors the model was trained on have them). ``False`` (the
+    default, kept so the stored harness runs reproduce) lets one gap take several thoughts up to
+    the budget. Returns the ``n_answer`` answer tokens of each row (thoughts stripped) and how
+    many thoughts each row placed."""
     _check_int_tensor(prompt, "prompt", 2)
     if not isinstance(n_answer, int) or n_answer <= 0 or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"n_answer must be a positive int and budget a non-negative int, got {n_answer!r}, {budget!r}")
     rows, P = prompt.shape
     if isinstance(first_gap, bool) or not isinstance(first_gap, int) or not 1 <= first_gap <= P:
         raise ValueError(f"first_gap must be an int in [1, prompt length = {P}], got {first_gap!r}")
+    if not isinstance(one_per_gap, bool):
+        raise TypeError(f"one_per_gap must be a bool, got {one_per_gap!r}")
     if P + n_answer + budget > model.cfg.n_ctx:
         raise ValueError(f"prompt + answer + budget = {P + n_answer + budget} exceeds n_ctx = {model.cfg.n_ctx}")
     was_training = model.training
@@ -363,10 +453,11 @@ def generate_with_thoughts(
     written = torch.zeros(rows, dtype=torch.long, device=device)
     answers = torch.full((rows, n_answer), -1, dtype=torch.long, device=device)
     thought = torch.tensor([thought_id], device=device)
+    after_thought = torch.zeros(rows, dtype=torch.bool, device=device)
     for _ in range(P - 1 + n_answer + budget):
         logits = model(tokens)[:, -1]
         rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
-        think = (rank <= max_rank) & (used < budget) & (written < n_answer) & (next_prompt >= first_gap)
+        think = thought_gate(rank, max_rank, used, budget, after_thought & one_per_gap, written < n_answer, next_prompt >= first_gap)
         in_prompt = next_prompt < P
         best = logits.index_fill(-1, thought, float("-inf")).argmax(-1)
         feed = torch.where(in_prompt, prompt[r, next_prompt.clamp(max=P - 1)], best)
@@ -377,17 +468,21 @@ def generate_with_thoughts(
         written += writing.long()
         next_prompt += (~think & in_prompt).long()
         used += think.long()
+        after_thought = think
         tokens = torch.cat([tokens, nxt[:, None]], dim=1)
     model.train(was_training)
     return answers, used
 
 __all__ = [
+    "PLACEMENT_RULE",
+    "ThinkerSchedule",
     "calibrate_max_rank",
     "collect_survivors",
     "digit_sum_task",
     "evaluate_nll",
     "generate_with_thoughts",
     "masked_thought_targets",
+    "thinker_max_rank",
     "train_thinker",
     "rows_batch_fn",
     "thought_loss",

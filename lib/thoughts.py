@@ -584,6 +584,26 @@ def run_episode(
     return out
 
 
+# --------------------------------------------------------------------------- the decoders' placement rule
+def thought_gate(
+    rank: Int[Tensor, " batch"],
+    max_rank: int,
+    used: Int[Tensor, " batch"],
+    budget: int,
+    after_thought: Bool[Tensor, " batch"],
+    text_follows: Bool[Tensor, " batch"],
+    gap_open: Bool[Tensor, " batch"],
+) -> Bool[Tensor, " batch"]:
+    """The one rule by which a trained model places its own thoughts, shared by both decoders
+    (:func:`fast_forward` on text, :func:`lib.thought_training.generate_with_thoughts` on a
+    task): a row feeds ``<|thought|>`` now when the model ranks it ``<= max_rank`` (the
+    ``"rank"`` placement rule), the row has budget left, a text token still follows (a thought
+    must precede something it can help) and the gap is open (at or after ``first_gap``, where the
+    task's fillers go). ``after_thought`` marks rows whose previous token was a thought: such a row
+    may think again only where the caller lets one gap hold several thoughts (pass all False)."""
+    return (rank <= max_rank) & (used < budget) & ~after_thought & text_follows & gap_open
+
+
 # --------------------------------------------------------------------------- fast-forward
 @dataclass
 class FastForwardResult:
@@ -602,10 +622,12 @@ def fast_forward(
     pad_id: int,
     max_rank: int = 0,
     budget: int = 8,
+    first_gap: int = 1,
 ) -> FastForwardResult:
     """Walk every row left to right as if generating, feeding either the next text token or
     ``<|thought|>``: a thought whenever the model ranks it ``<= max_rank`` at this step, the row
-    has budget left, the previous token was not a thought and a text token still follows. All rows
+    has budget left, the previous token was not a thought, a text token still follows and the gap
+is open (before text tokens ``first_gap`` and later), the rule of :func:`thought_gate`. All rows
     advance one position per step, so the batch shares one :class:`lib.model.KVCache` offset; a
     finished row feeds padding. Cost: one single-position forward per step (no recompute of the
     prefix). The text tokens' log-probabilities come out for free (thought-masked)."""
@@ -616,6 +638,7 @@ def fast_forward(
         raise ValueError(f"max_rank must be a non-negative int, got {max_rank!r}")
     if not isinstance(budget, int) or budget < 0:
         raise ValueError(f"budget must be a non-negative int, got {budget!r}")
+    _check_first_gap(first_gap)
     n_ctx = model.cfg.n_ctx
     if tokens.shape[1] > n_ctx:
         raise ValueError(f"rows of {tokens.shape[1]} tokens exceed n_ctx = {n_ctx}")
@@ -636,7 +659,8 @@ def fast_forward(
             break
         rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
         # A thought at `step` leaves `remaining` text tokens for positions step+1 .. : they must fit.
-        think = (rank <= max_rank) & (used < budget) & ~prev_thought & (remaining > 0) & (step + remaining < width)
+        think = thought_gate(rank, max_rank, used, budget, prev_thought, (remaining > 0) & (step + remaining < width),
+                             ptr >= first_gap)
         text = tokens.gather(1, ptr.clamp(max=pos - 1)[:, None]).squeeze(1)
         feeds_text = ~think & (remaining > 0)
         lp = logits.gather(1, text[:, None].long()).squeeze(1).float() - _masked_logsumexp(logits, thought_id)
@@ -744,6 +768,7 @@ __all__ = [
     "start_batch",
     "text_log_likelihood",
     "text_log_probs",
+    "thought_gate",
     "thought_lm_targets",
     "thought_ranks",
 ]

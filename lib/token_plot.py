@@ -10,6 +10,8 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 
+from lib import checks
+
 
 def _visible(piece: str) -> str:
     return piece.replace("\n", "\u21b5").replace("\t", "\u21e5")
@@ -32,8 +34,16 @@ def plot_highlighted_tokens(
         raise ValueError("pieces is empty: nothing to draw")
     if colors is not None and len(colors) != len(pieces):
         raise ValueError(f"{len(colors)} colours for {len(pieces)} pieces")
-    if max_chars < 8:
-        raise ValueError(f"max_chars must be at least 8, got {max_chars}")
+    checks.check_int(max_chars, "max_chars", min=8)
+    checks.check_int(fontsize, "fontsize", min=1)
+    checks.check_type(ax, "ax", plt.Axes, allow_none=True)
+    checks.check_str(title, "title", nonempty=False)
+    if colors is not None:
+        if isinstance(colors, str):
+            raise TypeError("colors must be a sequence of colours (one per piece), got a str")
+        for c in colors:
+            if c is not None and not isinstance(c, str):
+                raise TypeError(f"colors must hold colour names or None, got {c!r}")
     ax = ax or plt.subplots(figsize=(0.0085 * fontsize * max_chars + 0.4, 1.0))[1]
     # Monospace glyphs advance by ~0.6 em: measure how many characters fit across the axes, so
     # that one character is one unit along x and the pieces sit edge to edge.

@@ -21,6 +21,10 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm import tqdm  # text bars on stderr: no widget state stored in the notebooks
 
+from lib import checks
+from lib.checks import atomic_path, eval_mode  # noqa: F401  (eval_mode: the course's one way to evaluate a model for a while)
+from lib.checks import check_path as _check_path
+
 
 def make_reproducible(seed: int = 0, threads: int = 2) -> None:
     """Seed torch's generator, fix the thread count and ask for deterministic kernels.
@@ -30,8 +34,8 @@ def make_reproducible(seed: int = 0, threads: int = 2) -> None:
     change printed losses in the third decimal after a few hundred steps. With it (or one thread)
     they are bitwise equal. ``warn_only`` keeps CUDA runs working where no deterministic kernel exists.
     """
-    if threads <= 0:
-        raise ValueError(f"threads must be positive, got {threads}")
+    checks.check_int(seed, "seed", min=0)
+    checks.check_int(threads, "threads", min=1)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -40,7 +44,12 @@ def make_reproducible(seed: int = 0, threads: int = 2) -> None:
 def pick_device(prefer: str | None = None) -> torch.device:
     """``prefer`` if given, else CUDA, then Apple's MPS, then the CPU."""
     if prefer is not None:
-        return torch.device(prefer)
+        if not isinstance(prefer, (str, torch.device)):
+            raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda', got {type(prefer).__name__}")
+        try:
+            return torch.device(prefer)
+        except RuntimeError as exc:
+            raise ValueError(f"prefer must name a device such as 'cpu' or 'cuda', got {prefer!r}") from exc
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -63,14 +72,24 @@ class TrainConfig:
     progress_desc: str = "training"
 
     def __post_init__(self) -> None:
-        if self.max_steps <= 0:
-            raise ValueError(f"max_steps must be positive, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
-        if self.warmup_steps < 0 or self.eval_interval <= 0 or self.log_interval <= 0:
-            raise ValueError("warmup_steps must be >= 0, eval_interval and log_interval > 0")
+        # Every field, because a wrong one trains silently: grad_clip < 0 climbs the loss
+        # (gradient ascent), grad_clip = 0 never moves the weights, lr = nan learns nothing.
+        checks.check_int(self.max_steps, "TrainConfig.max_steps", min=1)
+        checks.check_float(self.lr, "TrainConfig.lr", positive=True)
+        checks.check_prob(self.min_lr_ratio, "TrainConfig.min_lr_ratio")
+        checks.check_int(self.warmup_steps, "TrainConfig.warmup_steps", min=0, max=self.max_steps)
+        checks.check_float(self.weight_decay, "TrainConfig.weight_decay", min=0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"TrainConfig.betas must be a pair of numbers, got {self.betas!r}")
+        for beta in self.betas:
+            checks.check_float(beta, "TrainConfig.betas", min=0.0)
+            if not beta < 1:
+                raise ValueError(f"TrainConfig.betas must lie in [0, 1), got {tuple(self.betas)}")
+        checks.check_float(self.grad_clip, "TrainConfig.grad_clip (None turns clipping off)", positive=True, allow_none=True)
+        checks.check_int(self.eval_interval, "TrainConfig.eval_interval", min=1)
+        checks.check_int(self.log_interval, "TrainConfig.log_interval", min=1)
+        checks.check_bool(self.progress, "TrainConfig.progress")
+        checks.check_str(self.progress_desc, "TrainConfig.progress_desc", nonempty=False)
 
 
 @dataclass
@@ -92,8 +111,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``cfg.lr`` over ``warmup_steps``, then a cosine down to
     ``cfg.lr * min_lr_ratio`` at ``max_steps``. Warm-up keeps Adam's first, badly estimated
     steps small; the cosine tail lets the model settle into a minimum."""
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    checks.check_int(step, "step", min=0)
+    checks.check_type(cfg, "cfg", TrainConfig)
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     span = max(1, cfg.max_steps - cfg.warmup_steps)
@@ -105,6 +124,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only: decaying biases and LayerNorm gains pulls them
     toward 0, which is not the prior anyone wants for them."""
+    checks.check_type(model, "model", nn.Module)
+    checks.check_type(cfg, "cfg", TrainConfig)
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -138,11 +159,26 @@ def train(
             ``cfg.eval_interval`` steps and after the last step.
         optimizer: defaults to :func:`make_optimizer`; the schedule overrides its learning rate.
     """
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    if not callable(batch_fn) or not callable(loss_fn):
-        raise TypeError("batch_fn and loss_fn must be callables")
+    checks.check_module(model)
+    checks.check_type(cfg, "cfg", TrainConfig)
+    for name, fn in (("batch_fn", batch_fn), ("loss_fn", loss_fn)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a callable, got {type(fn).__name__}")
+    if val_fn is not None and not callable(val_fn):
+        raise TypeError(f"val_fn must be a callable or None, got {type(val_fn).__name__}")
+    checks.check_type(optimizer, "optimizer", torch.optim.Optimizer, allow_none=True)
     opt = optimizer if optimizer is not None else make_optimizer(model, cfg)
+    # If training fails, the model goes back to the mode it came in (its weights may have moved).
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        return _train_loop(model, batch_fn, cfg, loss_fn, val_fn, opt)
+    except BaseException:
+        for m, mode in modes:
+            m.training = mode
+        raise
+
+
+def _train_loop(model, batch_fn, cfg: TrainConfig, loss_fn, val_fn, opt) -> History:
     history = History()
     start = time.perf_counter()
     bar = tqdm(range(cfg.max_steps), desc=cfg.progress_desc, disable=not cfg.progress, mininterval=1.0)
@@ -152,6 +188,8 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr
         loss = loss_fn(model, batch_fn(step))
+        if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.is_floating_point():
+            raise TypeError(f"loss_fn must return a scalar floating-point tensor, got {checks._got(loss)}")
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
@@ -165,11 +203,9 @@ def train(
             history.train_loss.append(loss.item())
             history.lr.append(lr)
         if val_fn is not None and ((step + 1) % cfg.eval_interval == 0 or step == cfg.max_steps - 1):
-            model.eval()
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():
                 history.val_loss.append(float(val_fn(model)))
             history.val_steps.append(step)
-            model.train()
             bar.set_postfix(train=f"{loss.item():.3f}", val=f"{history.val_loss[-1]:.3f}")
     model.eval()
     history.seconds = time.perf_counter() - start
@@ -185,10 +221,8 @@ def random_windows(
     device: torch.device | str = "cpu",
 ) -> Int[Tensor, "batch seq_len"]:
     """``batch_size`` windows of ``seq_len`` consecutive tokens at random offsets."""
-    if data.ndim != 1:
-        raise ValueError(f"data must be a 1-D tensor of token ids, got shape {tuple(data.shape)}")
-    if batch_size <= 0 or seq_len <= 0:
-        raise ValueError(f"batch_size and seq_len must be positive, got {batch_size}, {seq_len}")
+    _check_windows_args(data, batch_size, seq_len)
+    checks.check_type(generator, "generator", torch.Generator)
     if len(data) < seq_len:
         raise ValueError(f"data has {len(data)} tokens, fewer than one window of {seq_len}")
     starts = torch.randint(0, len(data) - seq_len + 1, (batch_size,), generator=generator)
@@ -196,11 +230,21 @@ def random_windows(
     return windows.to(device)
 
 
+def _check_windows_args(data: Tensor, batch_size: int, seq_len: int) -> None:
+    checks.check_token_ids(data, "data", ndim=1)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_int(seq_len, "seq_len", min=1)
+    if len(data) < seq_len:
+        raise ValueError(f"data has {len(data)} tokens, fewer than one window of seq_len = {seq_len}")
+
+
 def lm_batch_fn(
     data: Int[Tensor, " n_tokens"], batch_size: int, seq_len: int, seed: int = 0, device: torch.device | str = "cpu"
 ) -> Callable[[int], Tensor]:
     """A ``batch_fn`` for :func:`train` drawing random windows from ``data`` with its own seeded
     generator, so the batches do not depend on anything else that consumes random numbers."""
+    _check_windows_args(data, batch_size, seq_len)
+    checks.check_int(seed, "seed", min=0)
     gen = torch.Generator().manual_seed(seed)
     return lambda step: random_windows(data, batch_size, seq_len, gen, device)
 
@@ -216,33 +260,34 @@ def evaluate_lm_loss(
     """Mean next-token loss (nats/token) over ``data``, every token after the first predicted
     exactly once: windows of ``seq_len`` overlap by one token, so the last token of one window is
     the context-free first token of the next."""
-    if data.ndim != 1:
-        raise ValueError(f"data must be a 1-D tensor of token ids, got shape {tuple(data.shape)}")
-    if seq_len < 2 or len(data) < seq_len:
-        raise ValueError(f"need seq_len >= 2 and at least seq_len tokens, got {seq_len} and {len(data)}")
+    device = checks.model_device(model)
+    checks.check_token_ids(data, "data", getattr(getattr(model, "cfg", None), "d_vocab", None), ndim=1)
+    checks.check_int(seq_len, "seq_len", min=2)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_int(max_windows, "max_windows", min=1, allow_none=True)
+    if len(data) < seq_len:
+        raise ValueError(f"data has {len(data)} tokens, fewer than one window of seq_len = {seq_len}")
     stride = seq_len - 1
     starts = list(range(0, len(data) - seq_len + 1, stride))
     if max_windows is not None:
         starts = starts[:max_windows]
-    device = next(model.parameters()).device
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    for i in range(0, len(starts), batch_size):
-        batch = torch.stack([data[s : s + seq_len] for s in starts[i : i + batch_size]]).to(device)
-        loss = model(batch, return_type="loss")
-        n = batch.shape[0] * (seq_len - 1)
-        total += loss.item() * n
-        count += n
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(starts), batch_size):
+            batch = torch.stack([data[s : s + seq_len] for s in starts[i : i + batch_size]]).to(device)
+            loss = model(batch, return_type="loss")
+            n = batch.shape[0] * (seq_len - 1)
+            total += loss.item() * n
+            count += n
     return total / count
 
 
 def nats_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
     """Convert a per-token loss into a per-character one: the same total surprise spread over
     characters, so models with different tokenizers can be compared."""
-    if n_tokens <= 0 or n_chars <= 0:
-        raise ValueError(f"n_tokens and n_chars must be positive, got {n_tokens}, {n_chars}")
+    nats_per_token = checks.check_float(nats_per_token, "nats_per_token", min=0.0)
+    checks.check_int(n_tokens, "n_tokens", min=1)
+    checks.check_int(n_chars, "n_chars", min=1)
     return nats_per_token * n_tokens / n_chars
 
 
@@ -251,22 +296,35 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict | None = 
     """Write the weights as safetensors; the model's config (and ``metadata``) go in its header."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    checks.check_type(model, "model", nn.Module)
+    path = _check_path(path, "path")
+    checks.check_type(metadata, "metadata", dict, allow_none=True)
     cfg = getattr(model, "cfg", None)
+    try:
+        meta_json = json.dumps(metadata or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
     header = {"config": json.dumps(cfg.to_dict() if cfg is not None else {}), "model_class": type(model).__name__}
-    header["metadata"] = json.dumps(metadata or {})
+    header["metadata"] = meta_json
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=header)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed at the end: a failure never leaves half a checkpoint.
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict, dict]:
     """Return ``(state_dict, config_dict, metadata)`` of a checkpoint written by :func:`save_checkpoint`."""
+    state, header = _read(path)
+    return state, _header_json(header, "config", path), _header_json(header, "metadata", path, default="{}")
+
+
+def _read(path) -> tuple[dict[str, Tensor], dict]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = _check_path(path, "path")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path} (regenerate it with `python -m lib.prepare`)")
     try:
@@ -277,14 +335,36 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict, dict]:
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
     if "config" not in header:
         raise ValueError(f"{path} has no model config in its header; was it written by save_checkpoint?")
-    return state, json.loads(header["config"]), json.loads(header.get("metadata", "{}"))
+    return state, header
+
+
+def _header_json(header: dict, key: str, path: Path, default: str | None = None) -> dict:
+    """One JSON object of a checkpoint header, or a ValueError naming the file and the entry."""
+    try:
+        value = json.loads(header[key] if default is None else header.get(key, default))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the header's {key!r} entry is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: the header's {key!r} entry must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def load_gpt(path: str | Path, device: torch.device | str = "cpu"):
     """Load a :class:`lib.model.GPT` checkpoint; returns ``(model, metadata)``, model in eval mode."""
     from lib.model import GPT, GPTConfig
 
-    state, config, metadata = read_checkpoint(path)
-    model = GPT(GPTConfig(**config))
-    model.load_state_dict(state)
+    state, header = _read(path)
+    config, metadata = _header_json(header, "config", path), _header_json(header, "metadata", path, default="{}")
+    model_class = header.get("model_class", "GPT")
+    if model_class != "GPT" or "n_enc_layers" in config:
+        raise ValueError(f"{path} holds a {model_class} (config {sorted(config)}), not a GPT: load_gpt reads GPT checkpoints only")
+    try:
+        cfg = GPTConfig(**config)
+    except TypeError as exc:
+        raise ValueError(f"{path}: the header's config does not describe a GPTConfig ({exc})") from exc
+    model = GPT(cfg)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the weights do not fit the config in its header ({exc})") from exc
     return model.to(device).eval(), metadata

@@ -38,10 +38,19 @@ def tokens(batch=3, pos=10, seed=1):
 
 def test_config_validation():
     assert CFG.n_layers == 4 and CFG.block_config().n_layers == 4
-    for bad in (dict(n_enc_layers=0), dict(n_dec_layers=-1), dict(d_model=2.0), dict(n_heads=True),
-                dict(act_fn="tanh"), dict(ln_eps=0.0), dict(init_std=-1.0)):
-        with pytest.raises(ValueError):
+    for bad in (dict(n_enc_layers=0), dict(n_dec_layers=-1), dict(act_fn="tanh"), dict(ln_eps=0.0),
+                dict(init_std=-1.0), dict(ln_eps=float("nan"))):
+        with pytest.raises(ValueError, match=f"EncDecConfig.{next(iter(bad))}"):
             EncDecConfig(**{**CFG.to_dict(), **bad})
+    for bad in (dict(d_model=2.0), dict(n_heads=True), dict(use_sdpa=1)):  # wrong kind: TypeError
+        with pytest.raises(TypeError, match=f"EncDecConfig.{next(iter(bad))}"):
+            EncDecConfig(**{**CFG.to_dict(), **bad})
+    # Built from GPTConfig: the same fields and checks, n_layers derived (never set by hand).
+    assert isinstance(CFG, GPTConfig) and CFG.block_config() == GPTConfig(**{**CFG.block_config().to_dict()})
+    assert list(CFG.to_dict())[:5] == ["d_vocab", "n_ctx", "d_model", "n_enc_layers", "n_dec_layers"]
+    assert EncDecConfig(**CFG.to_dict()) == CFG
+    with pytest.raises(TypeError, match="EncoderDecoderGPT"):
+        GPT(CFG)  # a GPT built from an encoder-decoder's config would silently be a different model
     with pytest.raises(TypeError, match="EncDecConfig"):
         EncoderDecoderGPT(GPTConfig())
 
@@ -249,7 +258,7 @@ def test_bad_inputs():
         m(torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="n_ctx"):
         m(torch.zeros(1, CFG.n_ctx + 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="lie in"):
+    with pytest.raises(ValueError, match="must hold ids in"):
         m(torch.full((1, 3), CFG.d_vocab))
     with pytest.raises(ValueError, match="empty"):
         m(torch.zeros(1, 0, dtype=torch.long))
@@ -259,8 +268,11 @@ def test_bad_inputs():
         m(tokens(), return_type="loss", targets=torch.zeros(1, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="align"):
         m.decoder[0].cross_attn(torch.zeros(1, 3, 16), torch.zeros(1, 4, 16))
-    for bad in (dict(lam=-1.0), dict(lam=float("nan")), dict(lam=True), dict(n=0), dict(n=1.5), dict(kind="l2")):
-        with pytest.raises(ValueError):
+    for bad in (dict(lam=-1.0), dict(lam=float("nan")), dict(n=0), dict(kind="l2")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            planning_loss_fn(**{"lam": 1.0, "n": 2, "kind": "mse", **bad})
+    for bad in (dict(lam=True), dict(n=1.5), dict(scored_only=1)):  # the wrong kind of value
+        with pytest.raises(TypeError, match=next(iter(bad))):
             planning_loss_fn(**{"lam": 1.0, "n": 2, "kind": "mse", **bad})
     with pytest.raises(TypeError):
         planning_loss_fn(1.0, 2, log=[])
@@ -298,7 +310,7 @@ def test_build_variant_and_ce_loss_fn():
     # same seed, same weights
     a, b = build_variant("encdec", CFG, seed=3).model, build_variant("encdec+mse", CFG, seed=3).model
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ValueError, match="name must be one of"):
         build_variant("transformer", CFG)
     with pytest.raises(TypeError):
         build_variant("gpt", GPTConfig())

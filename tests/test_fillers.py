@@ -29,7 +29,7 @@ def test_interleave_by_hand():
 def test_interleave_bad_inputs():
     with pytest.raises(ValueError):
         interleave_fillers(torch.tensor([1, 2, 3]), 2, F_ID)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="windows"):
         interleave_fillers(torch.tensor([[1.0, 2.0]]), 2, F_ID)
     with pytest.raises(ValueError):
         interleave_fillers(torch.tensor([[1, 2]]), 0, F_ID)

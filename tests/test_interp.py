@@ -41,7 +41,7 @@ def test_head_ablation(model):
 
 
 def test_mean_ablate_hook_checks():
-    with pytest.raises(ValueError, match="head 3"):
+    with pytest.raises(ValueError, match="head must be <= 1, got 3"):
         mean_ablate_head_hook(torch.zeros(2, 4), 3)
     with pytest.raises(ValueError, match="shape"):
         mean_ablate_head_hook(torch.zeros(2), 0)
@@ -64,5 +64,5 @@ def test_attention_to_offset():
 def test_bad_tokens(model):
     with pytest.raises(ValueError):
         logit_lens(model, TOKENS[:, :1])
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="tokens must be an integer tensor"):
         head_ablation_losses(model, TOKENS.float())

@@ -297,3 +297,98 @@ def test_headless_chromium_renders_a_notebook_in_jupyterlab(lab, tmp_path):
     title = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ").strip()
     assert "jp-NotebookPanel" in dom and dom.count("jp-Cell ") >= 2, "JupyterLab did not render a notebook"
     assert title in dom, f"the notebook's title {title!r} is not on the rendered page"
+
+
+# ------------------------------------------------------------------------------------------------
+# A real browser drives an explorer: Selenium with Debian's chromium and chromium-driver (nothing is
+# downloaded: both paths are given, so Selenium Manager never runs).
+EXPLORER_CELL = (
+    "from lib.data import load_tokenizer\n"
+    "from lib.explorers import tokenizer_playground\n"
+    "tokenizer_playground(load_tokenizer(), 'hello world')"
+)
+
+
+def _chrome_driver(tmp_path: Path):
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        pytest.skip("chromium and chromedriver not installed (apt-get install chromium chromium-driver): "
+                    "the real-browser explorer test is skipped")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chrome-profile'}", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+
+
+@pytest.mark.slow
+def test_an_explorer_reacts_to_its_control_in_a_real_browser(lab, tmp_path):
+    """JupyterLab (started by `make lab`), a kernel, the tokenizer playground's cell run with
+    Shift+Enter in Chromium, its text box changed: the token count it shows must change."""
+    driver = _chrome_driver(tmp_path)
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    name = f"_explorer_browser_test_{secrets.token_hex(4)}.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER_CELL)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    headers = {"Authorization": f"token {lab.token}", "Content-Type": "application/json"}
+
+    def api(method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(lab.base + path, method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            text = response.read().decode()
+            return json.loads(text) if text else None
+
+    api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": nb})
+    try:
+        # A kernel for the notebook (the server is started with notebook_starts_kernel=False).
+        api("POST", "/api/sessions", {"path": name, "type": "notebook", "name": name, "kernel": {"name": "python3"}})
+        driver.get(f"{lab.base}/lab/tree/{urllib.parse.quote(name)}?token={lab.token}")
+        # JupyterLab re-renders while it starts: elements found a moment ago may be replaced (stale)
+        wait = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
+        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
+                   and "No Kernel" not in d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName").text)
+
+        def run_the_cell(d) -> bool:
+            editor = d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")
+            editor.click()
+            editor.send_keys(Keys.SHIFT, Keys.ENTER)
+            return True
+
+        wait.until(run_the_cell)
+        label_css = ".jp-OutputArea .explorer-caption"
+        wait.until(lambda d: "tokens for" in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, label_css)))
+        before = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, label_css))
+        def type_text(d) -> bool:
+            box = d.find_element(By.CSS_SELECTOR, ".jp-OutputArea .widget-textarea textarea")
+            box.click()
+            box.send_keys(Keys.END, " and a much longer text that has many more tokens in it")
+            return True
+
+        wait.until(type_text)
+        wait.until(lambda d: " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, label_css)) != before)
+        after = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, label_css))
+        print(f"explorer label before: {before!r}; after typing: {after!r}")
+        n_before, n_after = int(before.split()[0]), int(after.split()[0])
+        assert n_after > n_before, (before, after)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOT_DIR / "explorer.png"))
+    finally:
+        driver.quit()
+        try:
+            for session in api("GET", "/api/sessions"):
+                if session.get("path") == name:
+                    api("DELETE", f"/api/sessions/{session['id']}")
+        finally:
+            api("DELETE", f"/api/contents/{name}")

@@ -185,8 +185,8 @@ def test_init_statistics():
     [
         (dict(tokens=torch.zeros(2, 3)), TypeError, "integer"),
         (dict(tokens=torch.zeros(3, dtype=torch.long)), ValueError, r"\[batch, pos\]"),
-        (dict(tokens=torch.full((1, 3), 50)), ValueError, "token ids must lie"),
-        (dict(tokens=torch.full((1, 3), -1)), ValueError, "token ids must lie"),
+        (dict(tokens=torch.full((1, 3), 50)), ValueError, "tokens must hold ids in"),
+        (dict(tokens=torch.full((1, 3), -1)), ValueError, "tokens must hold ids in"),
         (dict(tokens=torch.zeros(1, 17, dtype=torch.long)), ValueError, "exceeds n_ctx"),
         (dict(tokens=torch.zeros(1, 0, dtype=torch.long)), ValueError, "empty"),
         (dict(), ValueError, "exactly one"),
@@ -251,8 +251,11 @@ def test_check_config_fields_names_the_config_and_field():
         act_fn: str = "relu"
 
     check_config_fields(Shape(), ("width",))  # a valid config passes silently
-    for bad in (0, -1, 2.0, True, None):
+    for bad in (0, -1):
         with pytest.raises(ValueError, match=r"Shape\.width must be a positive int"):
+            check_config_fields(Shape(width=bad), ("width",))
+    for bad in (2.0, True, None, "4"):  # the wrong kind of value: a TypeError, as everywhere in lib/
+        with pytest.raises(TypeError, match=r"Shape\.width must be a positive int"):
             check_config_fields(Shape(width=bad), ("width",))
     with pytest.raises(ValueError, match=r"Shape\.act_fn"):
         check_config_fields(Shape(act_fn="tanh"), ("width",))

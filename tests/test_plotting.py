@@ -84,3 +84,18 @@ def test_curves_with_spread():
     with pytest.raises(ValueError, match="n_seeds"):
         plot_curves_with_spread([1, 2], {"a": [1.0, 2.0]})
     plt.close("all")
+
+
+def test_bars_never_claim_values_outside_the_metric_range():
+    import matplotlib.pyplot as plt
+
+    from lib.plotting import plot_bars_with_spread
+
+    ax = plot_bars_with_spread({"a": [1.0, 1.0, 0.4], "b": [0.2, 0.3, 0.25]})
+    tops = [seg[1][1] for coll in ax.collections if hasattr(coll, "get_segments") for seg in coll.get_segments()]
+    assert tops and max(tops) <= 1.0 + 1e-9  # an accuracy's sd bar stops at 1
+    plt.close("all")
+    with pytest.raises(ValueError, match="bounds"):
+        plot_bars_with_spread({"a": [1.0, 2.0]}, bounds=(1.0, 0.0))
+    ax = plot_bars_with_spread({"loss": [4.0, 4.5]})  # outside [0, 1]: not clipped
+    plt.close("all")

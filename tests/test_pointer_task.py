@@ -219,3 +219,19 @@ def test_select_rows():
     assert sub.spec == b.spec and sub.filler == "dense"
     with pytest.raises(ValueError):
         b.select([])
+
+
+def test_the_task_module_imports_no_method():
+    """Layers read in one direction: the task knows nothing of dense tokens' machinery; training and
+    evaluating models on it lives in lib.pointer_runs (its old names still import from here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lib.pointer_task as t; assert 'lib.dense' not in sys.modules, 'lib.dense imported'; "
+            "from lib.pointer_task import train_pointer_model; import lib.pointer_runs as r; "
+            "assert train_pointer_model is r.train_pointer_model")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        import lib.pointer_task as t
+
+        t.no_such_name

@@ -13,7 +13,7 @@ from lib.thought_training import (
     thought_loss,
     warmup_batch_fn,
 )
-from lib.thoughts import insert_random_thoughts, start_batch, text_log_probs, thought_ranks
+from lib.thoughts import insert_before_mask, insert_random_thoughts, start_batch, text_log_probs, thought_ranks
 
 T, PAD = 11, 0
 TINY = GPTConfig(d_vocab=12, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
@@ -189,6 +189,10 @@ def test_train_thinker_runs_one_budget_and_reports_survivors():
     targets[:, -1] = True
     out = train_thinker(model, rows, lengths, targets, steps=6, batch_size=8, thought_id=10, pad_id=11, seed=0)
     assert len(out["history"].steps) > 0 and out["thoughts_per_row"] >= 0
+    sv_tokens, sv_lengths = out["survivors"]
+    assert out["thoughts_per_row"] == pytest.approx(float((sv_tokens == 10).sum()) / 24)
+    with pytest.raises(TypeError):  # everything after the data and its ids is keyword-only
+        train_thinker(model, rows, lengths, targets, 6, 8, 10, 11, 0)
     with pytest.raises(ValueError):
         train_thinker(model, rows, lengths, targets[:, :5], steps=6, batch_size=8, thought_id=10, pad_id=11)
     with pytest.raises(ValueError):
@@ -228,3 +232,143 @@ def test_generate_with_thoughts_thinks_then_answers():
         generate_with_thoughts(model, prompt, 0, 10)
     with pytest.raises(ValueError):
         generate_with_thoughts(model, prompt, 5, 10, budget=5)  # past n_ctx
+
+
+# --------------------------------------------------------------------------- the recipe's schedule and its switch
+def schedule_setup(steps=6, batch=4, first_gap=2):
+    from lib.thought_training import ThinkerSchedule
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+    n = steps * batch
+    tokens = torch.randint(0, 10, (n, 5), generator=torch.Generator().manual_seed(3))
+    lengths = torch.full((n,), 5)
+    targets = torch.zeros(n, 5, dtype=torch.bool)
+    targets[:, -1] = True
+    make = lambda **kw: ThinkerSchedule(model, tokens, lengths, targets, steps, batch, 10, 11, seed=1,
+                                        warmup_thoughts=2, n_rounds=2, first_gap=first_gap, **kw)
+    return model, tokens, targets, make
+
+
+def strip(rows, lens, thought_id=10):
+    return [[t for t in r[:l].tolist() if t != thought_id] for r, l in zip(rows, lens)]
+
+
+def test_schedule_switches_to_survivors_once_at_half_way(monkeypatch):
+    import lib.thought_training as tt
+
+    model, tokens, targets, make = schedule_setup()
+    calls = []
+    real = tt.collect_survivors
+
+    def spy(m, rows, lens, *args, **kwargs):
+        calls.append((m, rows.clone()))
+        out_tokens, out_lengths, hist = real(m, rows, lens, *args, **kwargs)
+        # Force a thought into every survivor, before the last token, so the test can see them.
+        forced = torch.zeros(rows.shape[0], out_tokens.shape[1] + 1, dtype=torch.bool)
+        forced[torch.arange(rows.shape[0]), out_lengths - 1] = True
+        calls.append(insert_before_mask(out_tokens, out_lengths, forced, 10, 11)[:2])
+        return (*calls[-1], hist)
+
+    monkeypatch.setattr(tt, "collect_survivors", spy)
+    schedule = make()
+    for step in range(3):  # the warm-up: the first half's rows in order, thoughts read, not predicted
+        rows, lens, wanted, thought_targets = schedule(step)
+        assert strip(rows, lens) == tokens[4 * step : 4 * (step + 1)].tolist()
+        assert not thought_targets and torch.equal(wanted, targets[4 * step : 4 * (step + 1)])
+        assert not (rows[:, :2] == 10).any()  # never before original token first_gap = 2
+        assert ((rows == 10).sum(1) <= 2).all()
+        assert not calls and schedule.survivors is None
+    rows, lens, wanted, thought_targets = schedule(3)  # the switch
+    assert len(calls) == 2 and calls[0][0] is model and torch.equal(calls[0][1], tokens[12:])
+    sv_tokens, sv_lengths = calls[1]
+    assert thought_targets and torch.equal(rows, sv_tokens[:4, : int(sv_lengths[:4].max())])  # survivors, thoughts as targets
+    for step in range(3, 6):  # the second half's rows, in order, with their survivors' thoughts
+        rows, lens, wanted, thought_targets = schedule(step)
+        assert strip(rows, lens) == tokens[4 * step : 4 * (step + 1)].tolist()
+        assert thought_targets and (rows == 10).any()
+    assert len(calls) == 2  # the episodes ran once
+    assert schedule.thoughts_per_row == pytest.approx(float((sv_tokens == 10).sum()) / 12)
+
+
+def test_twin_schedule_is_the_thinkers_without_thoughts(monkeypatch):
+    import lib.thought_training as tt
+
+    model, tokens, targets, make = schedule_setup()
+    thinker, twin = make(), make(with_thoughts=False)
+    monkeypatch.setattr(tt, "collect_survivors", lambda *a, **k: pytest.fail("the twin runs no episodes"))
+    for step in range(6):
+        rows, lens, wanted, _ = twin(step)
+        assert torch.equal(rows, tokens[4 * step : 4 * (step + 1)]) and (lens == 5).all()
+        assert torch.equal(wanted, targets[4 * step : 4 * (step + 1)])
+    monkeypatch.undo()
+    for step in range(6):  # the same text, the same targets, step by step
+        rows, lens, wanted, _ = thinker(step)
+        assert strip(rows, lens) == twin(step)[0].tolist() and torch.equal(wanted, twin(step)[2])
+    assert twin.thoughts_per_row == 0.0
+
+
+def test_schedule_rejects_bad_inputs():
+    from lib.thought_training import ThinkerSchedule
+
+    model, tokens, targets, make = schedule_setup()
+    lengths = torch.full((24,), 5)
+    with pytest.raises(ValueError, match="text_targets"):
+        ThinkerSchedule(model, tokens, lengths, targets.long(), 6, 4, 10, 11)
+    with pytest.raises(ValueError, match="batch_size"):
+        ThinkerSchedule(model, tokens, lengths, targets, 6, 0, 10, 11)
+    with pytest.raises(ValueError, match="rule"):
+        ThinkerSchedule(model, tokens, lengths, targets, 6, 4, 10, 11, rule="best")
+    with pytest.raises(ValueError, match="warmup_thoughts"):
+        ThinkerSchedule(model, tokens, lengths, targets, 6, 4, 10, 11, warmup_thoughts=-1)
+    with pytest.raises(TypeError, match="with_thoughts"):
+        ThinkerSchedule(model, tokens, lengths, targets, 6, 4, 10, 11, with_thoughts=1)
+    with pytest.raises(ValueError, match="thought_id"):
+        ThinkerSchedule(model, tokens, lengths, targets, 6, 4, 12, 11)
+
+
+def test_train_twin_trains_the_same_text_without_thoughts():
+    from lib.thought_training import train_thinker
+
+    model, tokens, targets, _ = schedule_setup()
+    lengths = torch.full((24,), 5)
+    twin = train_thinker(model, tokens, lengths, targets, 6, 4, 10, 11, seed=1, with_thoughts=False)
+    assert twin["thoughts_per_row"] == 0.0 and torch.equal(twin["survivors"][0], tokens[12:])
+
+
+def test_thinker_max_rank_matches_the_survivors_rate():
+    from lib.thought_training import thinker_max_rank
+
+    model = tiny_model(1)
+    tokens, lengths = rows(30, 8, seed=2)
+    got = thinker_max_rank(model, tokens, lengths, T, 1.5, first_gap=2)
+    gaps = float((lengths - 2).float().mean())
+    assert got == calibrate_max_rank(model, tokens, lengths, T, 1.5 / gaps, first_gap=2)
+    with pytest.raises(ValueError, match="thoughts_per_row"):
+        thinker_max_rank(model, tokens, lengths, T, -1.0)
+
+
+def test_evaluate_nll_places_thoughts_only_in_open_gaps():
+    model = tiny_model(0, thought_bias=50.0)  # always wants a thought
+    tokens, lengths = rows(6, 8, seed=1)
+    lengths[:] = 8
+    tokens = torch.randint(1, T, (6, 8), generator=torch.Generator().manual_seed(1))
+    open_all = evaluate_nll(model, tokens, lengths, T, PAD, budget=2, max_rank=0)
+    last_only = evaluate_nll(model, tokens, lengths, T, PAD, budget=2, max_rank=0, first_gap=7)
+    assert open_all["thoughts_per_row"] == 2.0 and last_only["thoughts_per_row"] == 1.0  # one gap, one thought
+    with pytest.raises(ValueError, match="first_gap"):
+        evaluate_nll(model, tokens, lengths, T, PAD, first_gap=0)
+
+
+def test_generate_with_thoughts_shares_the_one_per_gap_rule():
+    from lib.thought_training import generate_with_thoughts
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)).eval()
+    with torch.no_grad():
+        model.unembed.b_U[10] = 50.0  # always wants a thought
+    prompt = torch.randint(0, 10, (3, 4), generator=torch.Generator().manual_seed(1))
+    _, used = generate_with_thoughts(model, prompt, 2, thought_id=10, max_rank=0, budget=3, first_gap=4, one_per_gap=True)
+    assert (used == 2).all()  # one before each answer token: two gaps, never two thoughts in one
+    _, used = generate_with_thoughts(model, prompt, 2, thought_id=10, max_rank=0, budget=3, first_gap=4, one_per_gap=False)
+    assert (used == 3).all()  # the budget allows a third in the same gap

@@ -297,7 +297,8 @@ def test_insertion_round_scores_match_a_per_row_recomputation():
         expected = _row_text_ll(model, row[:t] + [T] + row[t:]) - _row_text_ll(model, row)
         assert result.scores[b].item() == pytest.approx(expected, abs=1e-4)
         assert result.candidate.tokens[b, t] == T
-    assert result.candidate.tried.sum().item() == 4
+    # Gap 0 starts out tried (nothing goes before the first token); each row then tried one more.
+    assert result.candidate.tried[:, 1:].sum().item() == 4 and result.candidate.tried[:, 0].all()
 
 
 def test_keep_best_reverts_the_worst_half_exactly():
@@ -315,7 +316,7 @@ def test_keep_best_reverts_the_worst_half_exactly():
         else:
             assert torch.equal(merged.tokens[b, :n], tokens[b, : lengths[b]])
             assert torch.equal(merged.stats.text_lp[b, :n], before.stats.text_lp[b, :n])
-    assert merged.tried.sum().item() == 6  # a reverted gap is still marked as tried
+    assert merged.tried[:, 1:].sum().item() == 6  # a reverted gap is still marked as tried (gap 0 always is)
     # The merged statistics are exactly those of a fresh forward on the merged rows.
     fresh = start_batch(model, merged.tokens, merged.lengths, T, PAD)
     assert torch.allclose(text_log_likelihood(fresh.stats.text_lp, merged.lengths), merged.text_ll(), atol=1e-4)
@@ -333,7 +334,7 @@ def test_episode_accumulates_thoughts_and_never_retries_a_gap():
     assert [h["n_kept"] for h in episode.history] == [4, 4, 4, 4]
     final = episode.batch
     assert final.n_thoughts.sum().item() == 16
-    assert final.tried.sum().item() == 32  # 8 rows x 4 rounds, all distinct gaps
+    assert final.tried[:, 1:].sum().item() == 32  # 8 rows x 4 rounds, all distinct gaps (gap 0 starts tried)
     # Removing the thoughts gives back the text.
     for b in range(8):
         row = final.tokens[b, : final.lengths[b]]
@@ -503,3 +504,31 @@ def test_insertion_round_trims_the_padding_tail_to_fit_the_context():
     assert torch.equal(result.index_map, index_map)
     moved = result.candidate.tokens[1].gather(0, result.index_map[1, :9])
     assert torch.equal(moved, tokens[1, :9])
+
+
+# --------------------------------------------------------------------------- the decoders' one rule
+def test_thought_gate_by_hand():
+    from lib.thoughts import thought_gate
+
+    rank = torch.tensor([0, 3, 0, 0, 0, 0])
+    used = torch.tensor([0, 0, 2, 0, 0, 0])
+    after = torch.tensor([False, False, False, True, False, False])
+    follows = torch.tensor([True, True, True, True, False, True])
+    open_ = torch.tensor([True, True, True, True, True, False])
+    got = thought_gate(rank, 2, used, 2, after, follows, open_)
+    # row 0 may think; 1: ranked too low; 2: no budget left; 3: just thought; 4: nothing follows; 5: gap closed
+    assert got.tolist() == [True, False, False, False, False, False]
+
+
+def test_fast_forward_keeps_thoughts_out_of_closed_gaps():
+    model = tiny_model(2, thought_bias=30.0)  # the thought is always the top choice
+    tokens, lengths = random_rows(3, 8, seed=5)
+    out = fast_forward(model, tokens, lengths, T, PAD, max_rank=0, budget=2, first_gap=5)
+    for b in range(3):
+        row = out.tokens[b, : out.lengths[b]]
+        assert row[:5].tolist() == tokens[b, :5].tolist()  # the first 5 text tokens, no thought among them
+        assert row[5] == T and (row != T).sum() == lengths[b]
+    with pytest.raises(ValueError, match="first_gap"):
+        fast_forward(model, tokens, lengths, T, PAD, first_gap=0)
+    with pytest.raises(TypeError, match="first_gap"):
+        fast_forward(model, tokens, lengths, T, PAD, first_gap=1.0)

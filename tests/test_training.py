@@ -48,9 +48,20 @@ def test_lr_schedule_shape():
 
 
 def test_train_config_checks():
-    for bad in (dict(max_steps=0), dict(lr=0), dict(min_lr_ratio=2), dict(eval_interval=0)):
-        with pytest.raises(ValueError):
+    # Each of these trained silently before: grad_clip < 0 climbed the loss, grad_clip = 0 froze
+    # the weights, lr = nan learned nothing, a warm-up longer than the run never reached lr.
+    for bad in (dict(max_steps=0), dict(lr=0), dict(lr=float("nan")), dict(lr=float("inf")), dict(min_lr_ratio=2),
+                dict(eval_interval=0), dict(grad_clip=-1.0), dict(grad_clip=0.0), dict(weight_decay=-1.0),
+                dict(warmup_steps=2000), dict(betas=(0.9, 1.0)), dict(log_interval=0)):
+        field = next(iter(bad))
+        with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
             TrainConfig(**bad)
+    for bad in (dict(max_steps=True), dict(max_steps=10.0), dict(lr="3e-3"), dict(progress=1), dict(betas=0.9),
+                dict(warmup_steps=None), dict(grad_clip="1")):
+        with pytest.raises(TypeError, match=f"TrainConfig.{next(iter(bad))}"):
+            TrainConfig(**bad)
+    assert TrainConfig(grad_clip=None).grad_clip is None  # None is the documented "no clipping"
+    assert TrainConfig(max_steps=10, warmup_steps=10).warmup_steps == 10
 
 
 def test_training_lowers_loss_and_records_history():
@@ -71,7 +82,7 @@ def test_training_is_deterministic():
     def run():
         make_reproducible(0, threads=2)
         m = GPT(CFG)
-        cfg = TrainConfig(max_steps=10, progress=False)
+        cfg = TrainConfig(max_steps=10, warmup_steps=2, progress=False)
         return train(m, lm_batch_fn(repeating_data(), 8, 16, seed=3), cfg).train_loss
 
     assert run() == run()
@@ -79,7 +90,7 @@ def test_training_is_deterministic():
 
 def test_custom_loss_fn_and_nan_guard():
     model = GPT(CFG)
-    cfg = TrainConfig(max_steps=3, progress=False)
+    cfg = TrainConfig(max_steps=3, warmup_steps=1, progress=False)
     calls = []
 
     def loss_fn(m, batch):
@@ -108,11 +119,11 @@ def test_random_windows():
     w = random_windows(data, 4, 10, torch.Generator().manual_seed(0))
     assert w.shape == (4, 10)
     assert torch.all(w[:, 1:] - w[:, :-1] == 1)
-    with pytest.raises(ValueError, match="1-D"):
+    with pytest.raises(ValueError, match=r"data must have shape \[n\]"):
         random_windows(data[None], 4, 10, torch.Generator())
     with pytest.raises(ValueError, match="fewer than one window"):
         random_windows(data[:5], 4, 10, torch.Generator())
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
         random_windows(data, 0, 10, torch.Generator())
 
 

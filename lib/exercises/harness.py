@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lib.exercises import call_learner, expect, report
+from lib.exercises import call_learner, checker, expect, report
 from lib.harness import verdict as reference_verdict
 
 
@@ -15,6 +15,7 @@ def reference_widest_within(budget: int, n_params_of: Callable[[int], int], widt
     return max(fitting)
 
 
+@checker("verdict")
 def check_verdict(fn: Callable) -> None:
     """``fn(baseline, method, higher_is_better, min_effect) -> "better" | "worse" | "no measurable effect"``."""
     name = "verdict"
@@ -38,6 +39,7 @@ def check_verdict(fn: Callable) -> None:
     report(name, len(cases))
 
 
+@checker("widest_within")
 def check_widest_within(fn: Callable) -> None:
     """``fn(budget, n_params_of, widths) -> width``: the widest width whose model fits the budget."""
     name = "widest_within"
@@ -56,3 +58,14 @@ def check_widest_within(fn: Callable) -> None:
             "exactly the budget fits) and return the largest of them, whatever the order they come in",
         )
     report(name, len(cases))
+
+
+def reference_verdict_as_written(baseline, method, higher_is_better: bool, min_effect: float) -> str:
+    """The solution, as the notebook writes it."""
+    sign = 1.0 if higher_is_better else -1.0
+    gain = sign * (sum(method) / len(method) - sum(baseline) / len(baseline))
+    if min(sign * m for m in method) > max(sign * b for b in baseline) and gain > min_effect:
+        return "better"
+    if max(sign * m for m in method) < min(sign * b for b in baseline) and -gain > min_effect:
+        return "worse"
+    return "no measurable effect"

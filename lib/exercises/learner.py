@@ -4,8 +4,17 @@
     python -m lib.exercises.learner --check    # exit 1 if a learner copy is out of date
 
 In a learner copy every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block becomes
-``raise NotImplementedError("Exercise: ...")`` at the block's indentation, and all outputs are
-cleared, so the learner writes the body and runs the check cell that follows.
+``raise NotImplementedError("Exercise: ...")`` at the block's indentation, and each exercise gets,
+from :mod:`lib.exercises.catalog`:
+
+- a header above it (difficulty, importance, minutes), 1-3 hints in collapsible ``<details>``;
+- a docstring in the stub giving shapes and conventions (when the solved cell has none);
+- a commented one-line import of the reference, to uncomment for a learner who wants to move on.
+
+Exercise cells lose their outputs (the learner produces them); every other cell keeps the solved
+notebook's outputs, figures included, so the learner sees what each cell should show. Run unsolved,
+a copy still runs top to bottom: a failing check prints its hint and the notebook carries on with
+the reference (see :func:`lib.exercises.checker`).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -62,24 +72,107 @@ def strip_solutions(source: str) -> str:
     return "\n".join(out)
 
 
+def exercise_names(source: str) -> list[str]:
+    """The function whose body each solution block of a cell is, in order (``ValueError`` for a
+    block outside any ``def``)."""
+    names, current = [], None
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = _DEF.match(line)
+        if match:
+            current = match.group(1)
+        if line.strip() == BEGIN:
+            if current is None:
+                raise ValueError(f"line {number}: a solution block outside any function")
+            names.append(current)
+    return names
+
+
+def add_docstrings(source: str, docstrings: dict[str, str]) -> str:
+    """Give each named function of a (stripped) cell its docstring, unless it already has one."""
+    lines = source.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        match = _DEF.match(line)
+        if match and match.group(1) in docstrings:
+            # the signature may span lines: copy up to the line that ends it
+            while not lines[i].split("#")[0].rstrip().endswith(":") and i + 1 < len(lines):
+                i += 1
+                out.append(lines[i])
+            following = next((l.strip() for l in lines[i + 1 :] if l.strip()), "")
+            if not following.startswith(('"""', "'''", 'r"""')):
+                indent = line[: len(line) - len(line.lstrip())] + "    "
+                width = max(40, 100 - len(indent))
+                paragraphs = docstrings[match.group(1)].strip().split("\n\n")
+                body = []
+                for k, paragraph in enumerate(paragraphs):
+                    body += textwrap.wrap(paragraph, width - (3 if k == 0 else 0), break_on_hyphens=False) + [""]
+                body = body[:-1]
+                doc = [f'{indent}"""{body[0]}'] + [f"{indent}{b}" if b.strip() else "" for b in body[1:]]
+                doc[-1] += '"""' if len(body) == 1 else f'\n{indent}"""'
+                out.extend("\n".join(doc).split("\n"))
+        i += 1
+    return "\n".join(out)
+
+
+def add_reference_imports(source: str, import_lines: list[str]) -> str:
+    """Put commented reference imports just before the cell's first top-level ``check_...(`` call."""
+    if not import_lines:
+        return source
+    lines = source.splitlines()
+    at = next((i for i, l in enumerate(lines) if re.match(r"check_\w+\(", l)), len(lines))
+    block = ["# Stuck? Uncomment to move on with the reference solution:"] + [f"# {line}" for line in import_lines]
+    return "\n".join(lines[:at] + block + lines[at:])
+
+
 def count_exercises(nb: nbformat.NotebookNode) -> int:
     """Number of solution blocks in a notebook."""
     return sum(c.source.count(BEGIN) for c in nb.cells if c.cell_type == "code")
 
 
+LEARNER_NOTE = (
+    "> **Learner copy.** Each ✏️ exercise below has a header (difficulty, importance, minutes), hints you "
+    "can unfold, and a stub whose docstring gives the shapes: write the body, then run the cell. Its check "
+    "prints `checks passed`, or what is wrong with a hint; an unsolved or wrong exercise does not stop the "
+    "notebook: the check says so and the cells below run on the reference solution, so **Run All** always "
+    "reaches the end. The outputs you see under the other cells are those of the solved notebook (one folder "
+    "up, `../`): what each cell should show when you run it."
+)
+
+
 def make_learner_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``nb`` with solutions stripped and every output cleared."""
+    """A copy of ``nb`` for learners: solutions stripped, exercises introduced (header, hints,
+    docstring, reference import), exercise outputs cleared, every other output kept."""
+    from lib.exercises.catalog import exercise_info
+
     copy = nbformat.from_dict(nb)
-    for cell in copy.cells:
+    cells = []
+    for index, cell in enumerate(copy.cells):
         if cell.cell_type != "code":
+            cells.append(cell)
             continue
-        cell.source = strip_solutions(cell.source)
-        cell.outputs = []
+        names = exercise_names(cell.source)
         cell.execution_count = None
-    note = nbformat.v4.new_markdown_cell(
-        "> **Learner copy.** Each exercise body raises `NotImplementedError`: write it, then run the "
-        "check cell below it. The solved notebook is one folder up."
-    )
+        if names:
+            infos = [exercise_info(name) for name in names]  # KeyError: every exercise must be catalogued
+            for info in infos:
+                header = nbformat.v4.new_markdown_cell(info.header())
+                header.id = f"exercise-{info.function}"[:64]
+                cells.append(header)
+            source = strip_solutions(cell.source)
+            source = add_docstrings(source, {i.function: i.docstring for i in infos})
+            cell.source = add_reference_imports(source, [i.import_line for i in infos])
+            cell.outputs = []
+        else:
+            cell.source = strip_solutions(cell.source)
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output.execution_count = None
+        cells.append(cell)
+    copy.cells = cells
+    note = nbformat.v4.new_markdown_cell(LEARNER_NOTE)
     note.id = "learner-copy-note"  # fixed, so regenerating gives byte-identical files
     copy.cells.insert(0, note)
     return copy

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from lib.exercises import call_learner, expect, expect_close, report
+from lib.exercises import call_learner, checker, expect, expect_close, report
 from lib.future_loss import disaffinity, future_aggregate
 
 
@@ -19,6 +19,7 @@ def reference_cross_attention_mask(n_query: int, n_key: int) -> torch.Tensor:
     return torch.ones(n_query, n_key, dtype=torch.bool).tril(diagonal=offset)
 
 
+@checker("cross_attention_mask")
 def check_cross_attention_mask(fn: Callable) -> None:
     name = "cross_attention_mask"
     cases = [(4, 4), (1, 5), (2, 6), (1, 1), (3, 3)]
@@ -42,6 +43,7 @@ def check_cross_attention_mask(fn: Callable) -> None:
     report(name, len(cases))
 
 
+@checker("future_aggregate")
 def check_future_aggregate(fn: Callable) -> None:
     name = "future_aggregate"
     hand = torch.tensor([[[1.0], [2.0], [3.0], [4.0], [5.0]]])  # one sequence, d = 1
@@ -61,6 +63,7 @@ def check_future_aggregate(fn: Callable) -> None:
     report(name, len(cases))
 
 
+@checker("cosine_disaffinity")
 def check_cosine_disaffinity(fn: Callable) -> None:
     name = "cosine_disaffinity"
     gen = torch.Generator().manual_seed(1)
@@ -95,3 +98,9 @@ __all__ = [
     "reference_cross_attention_mask",
     "reference_cosine_disaffinity",
 ]
+
+
+def reference_future_aggregate(E: torch.Tensor, n: int) -> torch.Tensor:
+    """The solution, as the notebook writes it."""
+    keep = E.shape[1] - n
+    return sum(E[:, z : z + keep] / z for z in range(1, n + 1))

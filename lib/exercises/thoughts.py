@@ -6,10 +6,11 @@ from typing import Callable
 
 import torch
 
-from lib.exercises import call_learner, expect, expect_close, report
+from lib.exercises import call_learner, checker, expect, expect_close, report
 from lib.thoughts import insert_tokens, insertion_scores, thought_ranks
 
 
+@checker("thought_ranks")
 def check_thought_ranks(fn: Callable) -> None:
     """``fn(logits, thought_id) -> ranks``: the rank of the thought token at every position
     (0 = the top logit; a tie does not count against it)."""
@@ -27,10 +28,13 @@ def check_thought_ranks(fn: Callable) -> None:
         expect_close(
             got, thought_ranks(logits, tid), name, case,
             "count, at each position, the tokens whose logit is strictly larger than the thought's logit",
+            mistakes={"ties counted against the thought: count STRICTLY larger logits (>)":
+                      (logits >= logits[..., tid : tid + 1]).sum(-1) - 1},
         )
     report(name, len(cases))
 
 
+@checker("insert_tokens")
 def check_insert_tokens(fn: Callable) -> None:
     """``fn(tokens, lengths, positions, token_id, pad_id) -> (new_tokens, new_lengths, index_map)``."""
     name = "insert_tokens"
@@ -68,6 +72,15 @@ def _reference_gain(lp_without, lp_with, positions, lengths) -> torch.Tensor:
     return insertion_scores(lp_without, lp_with, tokens, lengths, positions, index_map, thought_id=2)
 
 
+def reference_insertion_gain(lp_without, lp_with, positions, lengths) -> torch.Tensor:
+    """The solution: text log-likelihood with the thought minus without, over the moved tokens."""
+    j = torch.arange(lp_without.shape[1], device=lp_without.device)[None]
+    t = positions[:, None]
+    after = (t >= 0) & (j >= t) & (j < lengths[:, None])
+    return torch.where(after, lp_with[:, 1:] - lp_without, torch.zeros_like(lp_without)).sum(1)
+
+
+@checker("insertion_gain")
 def check_insertion_gain(fn: Callable) -> None:
     """``fn(lp_without, lp_with, positions, lengths) -> gain [batch]``: text log-likelihood with
     the thought minus without, over the same text tokens (those at and after the insertion)."""
@@ -104,3 +117,24 @@ def check_insertion_gain(fn: Callable) -> None:
             atol=1e-4,
         )
     report(name, len(cases))
+
+
+def reference_thought_ranks(logits: torch.Tensor, thought_id: int) -> torch.Tensor:
+    """The solution, as the notebook writes it."""
+    return (logits > logits[..., thought_id : thought_id + 1]).sum(-1)
+
+
+def reference_insert_tokens(tokens, lengths, positions, token_id, pad_id):
+    """The solution, as the notebook writes it."""
+    batch, pos = tokens.shape
+    j = torch.arange(pos, device=tokens.device).expand(batch, pos)
+    t = positions[:, None]
+    real = j < lengths[:, None]
+    shift = ((j >= t) & (t >= 0)).long()
+    index_map = torch.where(real, j + shift, torch.full_like(j, -1))
+    new = torch.full((batch, pos + 1), pad_id, dtype=tokens.dtype, device=tokens.device)
+    rows = torch.arange(batch, device=tokens.device)[:, None].expand(batch, pos)
+    new[rows[real], index_map[real]] = tokens[real]
+    inserted = positions >= 0
+    new[inserted.nonzero().squeeze(1), positions[inserted]] = token_id
+    return new, lengths + inserted.long(), index_map

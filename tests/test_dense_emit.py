@@ -1,0 +1,131 @@
+"""lib.dense_emit: budgets of dense tokens, the counts scoring finds useful, free generation."""
+
+import pytest
+import torch
+
+from lib.dense import sequential_forward
+from lib.dense_emit import (
+    AdaptiveAnswers, adaptive_accuracy, answer_probs_by_budget, budget_rows, fixed_budget_accuracy, generate_adaptive,
+    train_adaptive, train_fixed_budget, useful_counts,
+)
+from lib.model import GPT, GPTConfig
+from lib.pointer_task import PointerSpec, pointer_model_config
+
+D, PAD = 9, 10
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(d_vocab=11, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+
+
+def test_budget_rows_layout_and_targets():
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    answers = torch.tensor([7, 8])
+    tokens, targets = budget_rows(prompt, answers, torch.tensor([2, 0]), D, PAD)
+    assert tokens.tolist() == [[1, 2, 3, D, D, 7], [4, 5, 6, 8, PAD, PAD]]
+    assert targets.tolist() == [[-100, -100, -100, -100, 7, -100], [-100, -100, 8, -100, -100, -100]]
+    _, emit = budget_rows(prompt, answers, torch.tensor([2, 0]), D, PAD, emit=True)
+    assert emit.tolist() == [[-100, -100, D, D, 7, -100], [-100, -100, 8, -100, -100, -100]]
+
+
+def test_budget_rows_bad_inputs():
+    prompt, answers = torch.tensor([[1, 2]]), torch.tensor([3])
+    with pytest.raises(ValueError):
+        budget_rows(prompt, answers, torch.tensor([-1]), D, PAD)
+    with pytest.raises(ValueError):
+        budget_rows(prompt, torch.tensor([3, 4]), torch.tensor([1]), D, PAD)
+    with pytest.raises(TypeError):
+        budget_rows(prompt.float(), answers, torch.tensor([1]), D, PAD)
+    with pytest.raises(TypeError):
+        budget_rows(prompt, answers, torch.tensor([1]), D, PAD, emit=1)
+    with pytest.raises(ValueError):
+        budget_rows(torch.zeros(1, 0, dtype=torch.long), answers, torch.tensor([1]), D, PAD)
+
+
+def test_answer_probs_by_budget_matches_an_exact_sequential_forward(model):
+    prompt, answers = torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([7, 8])
+    probs = answer_probs_by_budget(model, prompt, answers, D, PAD, 2)
+    assert probs.shape == (2, 3) and ((probs > 0) & (probs < 1)).all()
+    for k in range(3):
+        tokens, _ = budget_rows(prompt, answers, torch.full((2,), k), D, PAD)
+        logits = sequential_forward(model, tokens, D)[:, 2 + k]
+        logits[:, D] = float("-inf")
+        expected = logits.softmax(-1)[torch.arange(2), answers]
+        assert torch.allclose(probs[:, k], expected, atol=1e-5)
+    assert model.training
+    with pytest.raises(ValueError):
+        answer_probs_by_budget(model, prompt, answers, D, PAD, -1)
+
+
+def test_useful_counts_is_the_first_budget_that_suffices():
+    probs = torch.tensor([[0.9, 0.9, 0.9], [0.1, 0.6, 0.9], [0.1, 0.2, 0.7], [0.1, 0.2, 0.3], [0.6, 0.1, 0.1]])
+    assert useful_counts(probs, 0.5).tolist() == [0, 1, 2, 2, 0]
+    assert useful_counts(probs, 0.65).tolist() == [0, 2, 2, 2, 2]
+    with pytest.raises(ValueError):
+        useful_counts(probs, 0.0)
+    with pytest.raises(TypeError):
+        useful_counts(probs.long(), 0.5)
+    with pytest.raises(TypeError):
+        useful_counts(torch.zeros(3, 0), 0.5)
+
+
+def test_generate_adaptive_feeds_the_vector_and_forces_the_answer(model):
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    # Make <|dense|> the favourite everywhere: every row thinks max_dense times, then is forced to answer.
+    with torch.no_grad():
+        model.unembed.b_U[D] += 100.0
+    try:
+        out = generate_adaptive(model, prompt, D, 2)
+        assert out.n_dense.tolist() == [2, 2] and out.passes.tolist() == [3, 3]
+        tokens = torch.cat([prompt, torch.full((2, 2), D)], dim=1)
+        logits = sequential_forward(model, tokens, D)[:, -1]
+        logits[:, D] = float("-inf")
+        assert out.answers.tolist() == logits.argmax(-1).tolist()  # the exact computation, dense logit masked
+    finally:
+        with torch.no_grad():
+            model.unembed.b_U[D] -= 100.0
+    # Without that push the rows answer at once when <|dense|> is not their best token.
+    plain = generate_adaptive(model, prompt, D, 0)
+    assert plain.n_dense.tolist() == [0, 0]
+    first = model(prompt)[:, -1]
+    first[:, D] = float("-inf")
+    assert plain.answers.tolist() == first.argmax(-1).tolist()
+
+
+def test_generate_adaptive_bad_inputs(model):
+    prompt = torch.tensor([[1, 2, 3]])
+    with pytest.raises(ValueError):
+        generate_adaptive(model, prompt, D, 10)  # past n_ctx
+    with pytest.raises(ValueError):
+        generate_adaptive(model, prompt, 99, 1)
+    with pytest.raises(TypeError):
+        generate_adaptive(model, prompt, D, 1.0)
+    with pytest.raises(TypeError):
+        generate_adaptive(model, prompt.float(), D, 1)
+
+
+def test_adaptive_answers_passes():
+    a = AdaptiveAnswers(torch.tensor([1, 2]), torch.tensor([0, 3]))
+    assert a.passes.tolist() == [1, 4]
+
+
+def test_train_adaptive_and_fixed_budget_run_and_report(monkeypatch):
+    spec = PointerSpec(max_hops=2)
+    torch.manual_seed(0)
+    m = GPT(pointer_model_config(spec, d_model=16))
+    run = train_adaptive(m, spec, steps=4, batch_size=8, lr=1e-3, seed=0, max_dense=1)
+    assert run.steps == (2, 2) and run.counts.shape == (16,) and set(run.counts.tolist()) <= {0, 1}
+    acc = adaptive_accuracy(m, spec, 1, question_seed=5, n_questions=8)
+    assert set(acc) == {1, 2} and all(0 <= v["accuracy"] <= 1 and v["passes"] == v["dense"] + 1 for v in acc.values())
+    fixed = train_fixed_budget(GPT(pointer_model_config(spec, d_model=16)), spec, 2, 8, 1e-3, 0, budget=1)
+    assert set(fixed_budget_accuracy(fixed, spec, 1, 5, 8)) == {1, 2}
+    with pytest.raises(TypeError):
+        train_adaptive(m, "spec", 4, 8, 1e-3, 0, 1)
+    with pytest.raises(ValueError):
+        train_adaptive(m, spec, 4, 8, 1e-3, 0, 5)  # no room in n_ctx
+    with pytest.raises(ValueError):
+        train_adaptive(m, spec, 1, 8, 1e-3, 0, 1)
+    with pytest.raises(ValueError):
+        fixed_budget_accuracy(fixed, spec, -1, 5, 8)
