@@ -627,7 +627,7 @@ def run_path_star(method: str, seed: int, size: Size, device: torch.device | str
     encdec = method in ("encdec", "planning", "planning_scored")
     model = (EncoderDecoderGPT(cfg) if encdec else GPT(gpt_matched_params(cfg))).to(device)
     gen = torch.Generator().manual_seed(1000 + seed)
-    train_cfg = TrainConfig(max_steps=size.path_steps, lr=lr, warmup_steps=20, min_lr_ratio=1.0, weight_decay=0.0,
+    train_cfg = TrainConfig(max_steps=size.path_steps, lr=lr, warmup_steps=min(20, size.path_steps), min_lr_ratio=1.0, weight_decay=0.0,
                             eval_interval=size.path_steps, progress=False)
     evals = {s: sample_path_star(spec, size.eval_questions, torch.Generator().manual_seed(q), reverse=reverse).to(device)
              for s, q in PATH_STAR_SEEDS.items()}
