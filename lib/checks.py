@@ -197,6 +197,28 @@ def check_token_ids(
     return tokens
 
 
+def check_token_id(value: Any, name: str, d_vocab: int | None = None) -> int:
+    """``value`` as one token id: an int in ``[0, d_vocab)`` (``d_vocab=None``: only ``>= 0``)."""
+    check_int(value, name)
+    if value < 0 or (d_vocab is not None and value >= d_vocab):
+        raise ValueError(f"{name} = {value} is outside the vocabulary [0, {'...' if d_vocab is None else d_vocab})")
+    return int(value)
+
+
+def check_padded_rows(tokens: Any, lengths: Any) -> None:
+    """Right-padded rows: ``tokens`` an integer ``[batch, pos]`` tensor, ``lengths`` an integer
+    ``[batch]`` tensor on the same device, each length in ``[1, pos]`` (the real tokens of its row)."""
+    check_tensor(tokens, "tokens", ndim=2, dtype="int")
+    check_tensor(lengths, "lengths", ndim=1, dtype="int")
+    if lengths.shape[0] != tokens.shape[0]:
+        raise ValueError(f"lengths has {lengths.shape[0]} rows, tokens has {tokens.shape[0]}")
+    if lengths.device != tokens.device:
+        raise ValueError(f"lengths is on {lengths.device}, tokens on {tokens.device}")
+    if lengths.numel() and (lengths.min() < 1 or lengths.max() > tokens.shape[1]):
+        raise ValueError(f"every length must lie in [1, {tokens.shape[1]}] (the width of tokens), "
+                         f"got min {int(lengths.min())}, max {int(lengths.max())}")
+
+
 def check_module(model: Any, name: str = "model") -> torch.nn.Module:
     """``model`` if it is a ``torch.nn.Module`` with at least one parameter."""
     if not isinstance(model, torch.nn.Module):

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from lib.checks import eval_mode
 from lib.model import GPT, KVCache, per_token_log_probs
 
 Source = Literal["normed", "raw"]
@@ -217,18 +218,16 @@ def generate_with_dense(
     if prompt.shape[1] + max_new_tokens > model.cfg.n_ctx:
         raise ValueError(f"prompt + new tokens = {prompt.shape[1] + max_new_tokens} exceeds n_ctx = {model.cfg.n_ctx}")
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    was_training = model.training
-    model.eval()
-    cache, previous = model.new_kv_cache(), None
-    tokens, entered = [], []
-    step_logits = None
-    for t in range(prompt.shape[1] + max_new_tokens):
-        token = prompt[:, t] if t < prompt.shape[1] else sample_next_token(step_logits, temperature, generator=gen)
-        entered.append(torch.zeros(prompt.shape[0], model.cfg.d_model, device=prompt.device) if previous is None
-                       else previous * (token == dense_id)[:, None])
-        step_logits, previous = _step(model, token, previous, dense_id, cache, source)
-        tokens.append(token)
-    model.train(was_training)
+    with eval_mode(model):
+        cache, previous = model.new_kv_cache(), None
+        tokens, entered = [], []
+        step_logits = None
+        for t in range(prompt.shape[1] + max_new_tokens):
+            token = prompt[:, t] if t < prompt.shape[1] else sample_next_token(step_logits, temperature, generator=gen)
+            entered.append(torch.zeros(prompt.shape[0], model.cfg.d_model, device=prompt.device) if previous is None
+                           else previous * (token == dense_id)[:, None])
+            step_logits, previous = _step(model, token, previous, dense_id, cache, source)
+            tokens.append(token)
     return torch.stack(tokens, dim=1), torch.stack(entered, dim=1)
 
 

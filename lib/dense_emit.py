@@ -29,30 +29,15 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lib.checks import check_int, check_token_ids, eval_mode
 from lib.dense import add_dense_vectors, hidden_and_logits, unrolled_forward
 
 # --------------------------------------------------------------------------- checks
 
 
-def _check_ids(x, name: str, ndim: int) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
-
-
-def _check_int(value, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
 def _check_rows(prompt, answers) -> None:
-    _check_ids(prompt, "prompt", 2)
-    _check_ids(answers, "answers", 1)
+    check_token_ids(prompt, "prompt", ndim=2)
+    check_token_ids(answers, "answers", ndim=1)
     if answers.shape[0] != prompt.shape[0]:
         raise ValueError(f"answers has {answers.shape[0]} rows, prompt has {prompt.shape[0]}")
     if prompt.shape[1] == 0:
@@ -73,7 +58,7 @@ def budget_rows(
     with ``emit=True`` also ``<|dense|>`` at the positions before each dense token (the model
     learns to write them); -100 everywhere else."""
     _check_rows(prompt, answers)
-    _check_ids(counts, "counts", 1)
+    check_token_ids(counts, "counts", ndim=1)
     if counts.shape[0] != prompt.shape[0]:
         raise ValueError(f"counts has {counts.shape[0]} rows, prompt has {prompt.shape[0]}")
     if counts.numel() and int(counts.min()) < 0:
@@ -106,20 +91,18 @@ def answer_probs_by_budget(
     that make vectors). The dense token's own logit is left out of the softmax: with a fixed
     budget the answer comes next, whatever the model would rather write."""
     _check_rows(prompt, answers)
-    _check_int(max_dense, "max_dense", 0)
-    _check_int(batch_size, "batch_size", 1)
-    was_training = model.training
-    model.eval()
-    out = torch.empty(prompt.shape[0], max_dense + 1, device=prompt.device)
-    P = prompt.shape[1]
-    for s in range(0, prompt.shape[0], batch_size):
-        p, a = prompt[s : s + batch_size], answers[s : s + batch_size]
-        for k in range(max_dense + 1):
-            tokens, _ = budget_rows(p, a, torch.full_like(a, k), dense_id, pad_id)
-            logits = unrolled_forward(model, tokens, dense_id, k).logits[:, P + k - 1]
-            logits = logits.index_fill(-1, torch.tensor([dense_id], device=logits.device), float("-inf"))
-            out[s : s + batch_size, k] = logits.softmax(-1).gather(1, a[:, None].long())[:, 0]
-    model.train(was_training)
+    check_int(max_dense, "max_dense", min=0)
+    check_int(batch_size, "batch_size", min=1)
+    with eval_mode(model):
+        out = torch.empty(prompt.shape[0], max_dense + 1, device=prompt.device)
+        P = prompt.shape[1]
+        for s in range(0, prompt.shape[0], batch_size):
+            p, a = prompt[s : s + batch_size], answers[s : s + batch_size]
+            for k in range(max_dense + 1):
+                tokens, _ = budget_rows(p, a, torch.full_like(a, k), dense_id, pad_id)
+                logits = unrolled_forward(model, tokens, dense_id, k).logits[:, P + k - 1]
+                logits = logits.index_fill(-1, torch.tensor([dense_id], device=logits.device), float("-inf"))
+                out[s : s + batch_size, k] = logits.softmax(-1).gather(1, a[:, None].long())[:, 0]
     return out
 
 
@@ -158,8 +141,8 @@ def generate_adaptive(
     position before enters there with it; the first other token is its answer. After
     ``max_dense`` dense tokens the answer is forced (the dense logit is masked). One position per
     step with a KV cache: every forward is exact."""
-    _check_ids(prompt, "prompt", 2)
-    _check_int(max_dense, "max_dense", 0)
+    check_token_ids(prompt, "prompt", ndim=2)
+    check_int(max_dense, "max_dense", min=0)
     if isinstance(dense_id, bool) or not isinstance(dense_id, int) or not 0 <= dense_id < model.cfg.d_vocab:
         raise ValueError(f"dense_id must be a token id in [0, {model.cfg.d_vocab}), got {dense_id!r}")
     B, P = prompt.shape
@@ -167,31 +150,29 @@ def generate_adaptive(
         raise ValueError("prompt must hold at least one token")
     if P + max_dense > model.cfg.n_ctx:
         raise ValueError(f"prompt + max_dense = {P + max_dense} exceeds n_ctx = {model.cfg.n_ctx}")
-    was_training = model.training
-    model.eval()
-    cache = model.new_kv_cache()
-    hidden, logits = hidden_and_logits(model, model.embed(prompt), kv_cache=cache)
-    last_hidden, last_logits = hidden[:, -1], logits[:, -1]
-    answers = torch.full((B,), -1, dtype=torch.long, device=prompt.device)
-    n_dense = torch.zeros(B, dtype=torch.long, device=prompt.device)
-    done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
-    dense = torch.tensor([dense_id], device=prompt.device)
-    for step in range(max_dense + 1):
-        best = last_logits.argmax(-1)
-        forced = last_logits.index_fill(-1, dense, float("-inf")).argmax(-1)
-        think = ~done & (best == dense_id) & (n_dense < max_dense)
-        answering = ~done & ~think
-        answers = torch.where(answering, torch.where(best == dense_id, forced, best), answers)
-        done = done | answering
-        n_dense = n_dense + think.long()
-        if bool(done.all()) or step == max_dense:
-            break
-        # Every row advances one position (finished rows feed a dense token that nobody reads).
-        token = torch.full((B, 1), dense_id, dtype=prompt.dtype, device=prompt.device)
-        embeds = add_dense_vectors(model.embed(token), last_hidden[:, None], torch.ones(B, 1, dtype=torch.bool, device=prompt.device))
-        h, lg = hidden_and_logits(model, embeds, kv_cache=cache)
-        last_hidden, last_logits = h[:, -1], lg[:, -1]
-    model.train(was_training)
+    with eval_mode(model):
+        cache = model.new_kv_cache()
+        hidden, logits = hidden_and_logits(model, model.embed(prompt), kv_cache=cache)
+        last_hidden, last_logits = hidden[:, -1], logits[:, -1]
+        answers = torch.full((B,), -1, dtype=torch.long, device=prompt.device)
+        n_dense = torch.zeros(B, dtype=torch.long, device=prompt.device)
+        done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
+        dense = torch.tensor([dense_id], device=prompt.device)
+        for step in range(max_dense + 1):
+            best = last_logits.argmax(-1)
+            forced = last_logits.index_fill(-1, dense, float("-inf")).argmax(-1)
+            think = ~done & (best == dense_id) & (n_dense < max_dense)
+            answering = ~done & ~think
+            answers = torch.where(answering, torch.where(best == dense_id, forced, best), answers)
+            done = done | answering
+            n_dense = n_dense + think.long()
+            if bool(done.all()) or step == max_dense:
+                break
+            # Every row advances one position (finished rows feed a dense token that nobody reads).
+            token = torch.full((B, 1), dense_id, dtype=prompt.dtype, device=prompt.device)
+            embeds = add_dense_vectors(model.embed(token), last_hidden[:, None], torch.ones(B, 1, dtype=torch.bool, device=prompt.device))
+            h, lg = hidden_and_logits(model, embeds, kv_cache=cache)
+            last_hidden, last_logits = h[:, -1], lg[:, -1]
     return AdaptiveAnswers(answers, n_dense)
 
 
@@ -226,9 +207,9 @@ def train_adaptive(
 
     if not isinstance(spec, PointerSpec):
         raise TypeError(f"spec must be a PointerSpec, got {type(spec).__name__}")
-    _check_int(steps, "steps", 2)
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(max_dense, "max_dense", 0)
+    check_int(steps, "steps", min=2)
+    check_int(batch_size, "batch_size", min=1)
+    check_int(max_dense, "max_dense", min=0)
     if spec.n_nodes + 3 + max_dense + 1 > model.cfg.n_ctx:
         raise ValueError(f"the model's n_ctx = {model.cfg.n_ctx} cannot hold a prompt, {max_dense} dense tokens and the answer")
     gen = torch.Generator().manual_seed(seed)
@@ -269,8 +250,8 @@ def train_fixed_budget(
 
     if not isinstance(spec, PointerSpec):
         raise TypeError(f"spec must be a PointerSpec, got {type(spec).__name__}")
-    _check_int(steps, "steps", 1)
-    _check_int(budget, "budget", 0)
+    check_int(steps, "steps", min=1)
+    check_int(budget, "budget", min=0)
     gen = torch.Generator().manual_seed(seed)
 
     def batch_fn(step: int):
@@ -292,18 +273,16 @@ def fixed_budget_accuracy(model, spec, budget: int, question_seed: int, n_questi
     masked at the answer position), on the questions :func:`adaptive_accuracy` uses."""
     from lib.pointer_task import sample_pointer_batch
 
-    _check_int(budget, "budget", 0)
-    was_training = model.training
-    model.eval()
-    out = {}
-    for hops in range(1, spec.max_hops + 1):
-        b = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(question_seed + hops), "none", hops).to(device)
-        p, a = _question_parts(b)
-        tokens, _ = budget_rows(p, a, torch.full_like(a, budget), spec.dense_id, spec.pad_id)
-        logits = unrolled_forward(model, tokens, spec.dense_id, budget).logits[:, p.shape[1] + budget - 1]
-        logits = logits.index_fill(-1, torch.tensor([spec.dense_id], device=logits.device), float("-inf"))
-        out[hops] = (logits.argmax(-1) == a).float().mean().item()
-    model.train(was_training)
+    check_int(budget, "budget", min=0)
+    with eval_mode(model):
+        out = {}
+        for hops in range(1, spec.max_hops + 1):
+            b = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(question_seed + hops), "none", hops).to(device)
+            p, a = _question_parts(b)
+            tokens, _ = budget_rows(p, a, torch.full_like(a, budget), spec.dense_id, spec.pad_id)
+            logits = unrolled_forward(model, tokens, spec.dense_id, budget).logits[:, p.shape[1] + budget - 1]
+            logits = logits.index_fill(-1, torch.tensor([spec.dense_id], device=logits.device), float("-inf"))
+            out[hops] = (logits.argmax(-1) == a).float().mean().item()
     return out
 
 
@@ -345,8 +324,8 @@ def hops_experiment(
 
     if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty tuple of ints >= 0, got {seeds!r}")
-    _check_int(steps, "steps", 2)
-    _check_int(n_questions, "n_questions", 1)
+    check_int(steps, "steps", min=2)
+    check_int(n_questions, "n_questions", min=1)
     spec = PointerSpec(max_hops=HOPS_MAX)
     max_dense = max(BUDGETS)
     cfg = pointer_model_config(spec)

@@ -24,28 +24,13 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from lib.checks import check_int, check_token_ids, eval_mode
 from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood, unrolled_forward
 from lib.fillers import masked_lm_loss
 from lib.thought_training import masked_thought_targets
 from lib.thoughts import insert_tokens
 
 MODES: tuple[str, ...] = ("top", "random")
-
-
-def _check_ids(x, name: str, ndim: int) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
-
-
-def _check_int(value, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
 def _check_generator(generator) -> None:
@@ -67,12 +52,12 @@ def insert_random_dense(
     of the original tokens ``first_gap .. length - 1`` (several may share a gap: a run of dense
     tokens is a longer chain of vectors). Returns ``(tokens, lengths)``, right-padded with
     ``pad_id``. Drawn on the CPU from ``generator``, so every device gets the same places."""
-    _check_ids(tokens, "tokens", 2)
-    _check_ids(lengths, "lengths", 1)
+    check_token_ids(tokens, "tokens", ndim=2)
+    check_token_ids(lengths, "lengths", ndim=1)
     if lengths.shape[0] != tokens.shape[0]:
         raise ValueError(f"lengths has {lengths.shape[0]} rows, tokens has {tokens.shape[0]}")
-    _check_int(n_dense, "n_dense", 0)
-    _check_int(first_gap, "first_gap", 1)
+    check_int(n_dense, "n_dense", min=0)
+    check_int(first_gap, "first_gap", min=1)
     _check_generator(generator)
     if tokens.numel() and int(lengths.min()) <= first_gap:
         raise ValueError(f"every row needs more than first_gap = {first_gap} tokens, got lengths down to {int(lengths.min())}")
@@ -97,7 +82,7 @@ def dense_targets(
     token (-100 where a dense token comes next: its place was drawn, not predicted, as with
     :func:`lib.fillers.interleave_fillers`). ``text_targets`` (by original index) limits which
     original tokens are trained (a task's answer); default: all of them."""
-    _check_ids(tokens, "tokens", 2)
+    check_token_ids(tokens, "tokens", ndim=2)
     if text_targets is None:
         text_targets = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
     return masked_thought_targets(tokens, lengths, dense_id, text_targets, thought_targets=False)
@@ -113,19 +98,17 @@ def selection_gains(
     makes each dense position's candidate vector, the hidden state just before it; pass 1 feeds
     those vectors (the "with" score). Positions before the first dense token cannot change
     (causal attention), so this is the change on what follows the dense tokens."""
-    _check_ids(tokens, "tokens", 2)
-    _check_ids(targets, "targets", 2)
+    check_token_ids(tokens, "tokens", ndim=2)
+    check_token_ids(targets, "targets", ndim=2, ignore_index=-100)
     if targets.shape != tokens.shape:
         raise ValueError(f"targets {tuple(targets.shape)} must match tokens {tuple(tokens.shape)}")
     if isinstance(dense_id, bool) or not isinstance(dense_id, int) or not 0 <= dense_id < model.cfg.d_vocab:
         raise ValueError(f"dense_id must be a token id in [0, {model.cfg.d_vocab}), got {dense_id!r}")
-    was_training = model.training
-    model.eval()
-    embeds = model.embed(tokens)
-    hidden, logits_without = hidden_and_logits(model, embeds)
-    mask = tokens == dense_id
-    _, logits_with = hidden_and_logits(model, add_dense_vectors(embeds, shift_to_next_position(hidden), mask))
-    model.train(was_training)
+    with eval_mode(model):
+        embeds = model.embed(tokens)
+        hidden, logits_without = hidden_and_logits(model, embeds)
+        mask = tokens == dense_id
+        _, logits_with = hidden_and_logits(model, add_dense_vectors(embeds, shift_to_next_position(hidden), mask))
     return target_log_likelihood(logits_with, targets) - target_log_likelihood(logits_without, targets)
 
 
@@ -136,7 +119,7 @@ def select_rows(
     row), or ``n_keep`` distinct rows at random (``"random"``, from ``generator``: the control)."""
     if not isinstance(gains, Tensor) or not gains.is_floating_point() or gains.ndim != 1:
         raise TypeError("gains must be a 1-D floating-point tensor [batch]")
-    _check_int(n_keep, "n_keep", 1)
+    check_int(n_keep, "n_keep", min=1)
     if n_keep > gains.shape[0]:
         raise ValueError(f"n_keep = {n_keep} exceeds the {gains.shape[0]} rows")
     if mode not in MODES:
@@ -153,8 +136,8 @@ def select_rows(
 def after_dense_mask(tokens: Int[Tensor, "batch pos"], dense_id: int, span: int) -> Bool[Tensor, "batch pos"]:
     """True at the positions whose prediction follows a dense token closely: a dense token at
     ``d`` marks ``d, d + 1, ..., d + span - 1`` (they predict the ``span`` tokens after it)."""
-    _check_ids(tokens, "tokens", 2)
-    _check_int(span, "span", 1)
+    check_token_ids(tokens, "tokens", ndim=2)
+    check_int(span, "span", min=1)
     is_dense = (tokens == dense_id).long()
     # count of dense tokens in (p - span, p]: a running sum minus the same sum span places back
     run = is_dense.cumsum(1)
@@ -175,7 +158,7 @@ def dense_token_loss(
     to the graph, so ``loss.backward()`` works on every batch."""
     if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim != 3:
         raise TypeError("logits must be a floating-point tensor [batch, pos, d_vocab]")
-    _check_ids(targets, "targets", 2)
+    check_token_ids(targets, "targets", ndim=2, ignore_index=-100)
     if logits.shape[:2] != targets.shape or tokens.shape != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)}, tokens {tuple(tokens.shape)} and targets {tuple(targets.shape)} must agree")
     near = after_dense_mask(tokens, dense_id, span) & (targets != -100)

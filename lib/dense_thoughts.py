@@ -27,24 +27,17 @@ import torch.nn as nn
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lib.checks import check_int, check_padded_rows, check_token_id, eval_mode
 from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, unrolled_forward
 from lib.model import GPT, KVCache
 from lib.thought_training import collect_survivors, masked_thought_targets
-from lib.thoughts import _check_batch, insert_random_thoughts
-
-
-def _check_int(value, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+from lib.thoughts import insert_random_thoughts
 
 
 def _check_model_and_id(model, dense_id) -> None:
     if not isinstance(model, GPT):
         raise TypeError(f"model must be a lib.model.GPT, got {type(model).__name__}")
-    if isinstance(dense_id, bool) or not isinstance(dense_id, int) or not 0 <= dense_id < model.cfg.d_vocab:
-        raise ValueError(f"dense_id must be a token id in [0, {model.cfg.d_vocab}), got {dense_id!r}")
+    check_token_id(dense_id, "dense_id", model.cfg.d_vocab)
 
 
 class DenseView(nn.Module):
@@ -60,7 +53,7 @@ class DenseView(nn.Module):
     def __init__(self, model: GPT, dense_id: int, depth: int):
         super().__init__()
         _check_model_and_id(model, dense_id)
-        _check_int(depth, "depth", 0)
+        check_int(depth, "depth", min=0)
         self.model, self.dense_id, self.depth = model, dense_id, depth
 
     @property
@@ -101,17 +94,15 @@ def precompute_vectors(
     _check_model_and_id(model, dense_id)
     if not isinstance(tokens, Tensor) or tokens.is_floating_point() or tokens.ndim != 2:
         raise TypeError("tokens must be an integer tensor [batch, pos]")
-    _check_int(batch_size, "batch_size", 1)
-    was_training = model.training
-    model.eval()
-    out = torch.zeros(*tokens.shape, model.cfg.d_model, device=tokens.device)
-    for s in range(0, tokens.shape[0], batch_size):
-        rows = tokens[s : s + batch_size]
-        mask = rows == dense_id
-        depth = int(mask.sum(dim=1).max()) if rows.numel() else 0
-        if depth:
-            out[s : s + batch_size] = unrolled_forward(model, rows, dense_id, depth).vectors[-1] * mask[..., None]
-    model.train(was_training)
+    check_int(batch_size, "batch_size", min=1)
+    with eval_mode(model):
+        out = torch.zeros(*tokens.shape, model.cfg.d_model, device=tokens.device)
+        for s in range(0, tokens.shape[0], batch_size):
+            rows = tokens[s : s + batch_size]
+            mask = rows == dense_id
+            depth = int(mask.sum(dim=1).max()) if rows.numel() else 0
+            if depth:
+                out[s : s + batch_size] = unrolled_forward(model, rows, dense_id, depth).vectors[-1] * mask[..., None]
     return out
 
 
@@ -126,7 +117,7 @@ def unrolled_from(
     positions (the pre-computed vectors, no gradient through them), and ``depth`` more passes
     refresh them with the current parameters: ``depth + 1`` passes, the logits of the last."""
     _check_model_and_id(model, dense_id)
-    _check_int(depth, "depth", 0)
+    check_int(depth, "depth", min=0)
     if not isinstance(init, Tensor) or not init.is_floating_point() or tuple(init.shape) != (*tokens.shape, model.cfg.d_model):
         raise ValueError(f"init must be a float tensor of shape {(*tokens.shape, model.cfg.d_model)}, got {getattr(init, 'shape', init)}")
     mask = tokens == dense_id
@@ -185,14 +176,14 @@ def train_dense_thinker(
     from lib.training import TrainConfig, train
 
     _check_model_and_id(model, dense_id)
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.shape != tokens.shape:
         raise ValueError(f"text_targets must be a bool tensor of the shape of tokens {tuple(tokens.shape)}")
-    _check_int(steps, "steps", 2)
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(warmup_thoughts, "warmup_thoughts", 0)
-    _check_int(n_rounds, "n_rounds", 0)
-    _check_int(depth, "depth", 0)
+    check_int(steps, "steps", min=2)
+    check_int(batch_size, "batch_size", min=1)
+    check_int(warmup_thoughts, "warmup_thoughts", min=0)
+    check_int(n_rounds, "n_rounds", min=0)
+    check_int(depth, "depth", min=0)
     if tokens.shape[0] < steps * batch_size:
         raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
     gen = torch.Generator().manual_seed(seed)

@@ -328,9 +328,8 @@ def run_pointer(method: str, seed: int, size: Size, device: torch.device | str =
     from lib.encdec import EncDecConfig, EncoderDecoderGPT, planning_loss_fn
     from lib.looped import LoopedGPT
     from lib.model import GPT
-    from lib.pointer_task import (
-        PointerSpec, evaluate_pointer, parse_method, pointer_model_config, sample_pointer_batch, train_pointer_model,
-    )
+    from lib.pointer_runs import evaluate_pointer, train_pointer_model
+    from lib.pointer_task import PointerSpec, parse_method, pointer_model_config, sample_pointer_batch
     from lib.thought_training import train_thinker
     from lib.training import TrainConfig, train
 
@@ -501,7 +500,8 @@ def _run_pointer_open_question(method: str, seed: int, size: Size, device, lr: f
     from lib.dense_selection import dense_targets, insert_random_dense, selected_dense_loss
     from lib.dense_thoughts import DenseView, train_dense_thinker
     from lib.model import GPT
-    from lib.pointer_task import PointerSpec, evaluate_pointer, pointer_model_config, sample_pointer_batch
+    from lib.pointer_runs import evaluate_pointer
+    from lib.pointer_task import PointerSpec, pointer_model_config, sample_pointer_batch
     from lib.thought_training import generate_with_thoughts
     from lib.training import TrainConfig, train
 
@@ -897,11 +897,13 @@ def format_table(summary: dict[str, dict[str, dict]]) -> str:
     for task, cells in summary.items():
         info = TASK_INFO[task]
         lines.append(f"{task} ({info.metric}, {'higher' if info.higher_is_better else 'lower'} is better)")
-        lines.append(f"  {'method':<16}{'mean':>8}{'sd':>8}{'seeds':>6}{'lr':>8}{'params':>9}{'passes':>7}"
+        rows = _method_cells(cells)
+        w = max([16] + [len(m) + 2 for m in rows])  # 16 fits the original methods; longer names widen it
+        lines.append(f"  {'method':<{w}}{'mean':>8}{'sd':>8}{'seeds':>6}{'lr':>8}{'params':>9}{'passes':>7}"
                      f"{'p':>7}{'Holm':>7}  verdict vs baseline")
-        for method, c in _method_cells(cells).items():
+        for method, c in rows.items():
             p = f"{c['p_value']:>7.3f}{c['p_holm']:>7.3f}" if "p_value" in c else f"{'':>14}"
-            lines.append(f"  {method:<16}{c['mean']:>8.3f}{c['sd']:>8.3f}{c['n']:>6}{c['lr']:>8.0e}{c['n_params']:>9,}"
+            lines.append(f"  {method:<{w}}{c['mean']:>8.3f}{c['sd']:>8.3f}{c['n']:>6}{c['lr']:>8.0e}{c['n_params']:>9,}"
                          f"{c['forward_passes_per_step']:>7.1f}{p}  {c['verdict']}")
         if "_reference" in cells:
             lines.append(f"  reference: {cells['_reference']['why']}")

@@ -268,14 +268,4 @@ def needed_dense_tokens(batch: PointerBatch) -> Tensor:
 
 
 # Training and evaluating models on the task runs the methods (dense unrolling): that lives in
-# lib.pointer_runs (an experiment), so this task module imports no method. The names stay
-# importable from here for existing code.
-_RUN_NAMES = ("PointerRun", "evaluate_pointer", "lens_agreement", "lookup_attention", "pointer_logits", "train_pointer_model")
-
-
-def __getattr__(name: str):
-    if name in _RUN_NAMES:
-        import importlib
-
-        return getattr(importlib.import_module("lib.pointer_runs"), name)
-    raise AttributeError(f"module 'lib.pointer_task' has no attribute {name!r}")
+# lib.pointer_runs (an experiment), so this task module imports no method.

@@ -25,10 +25,6 @@ from torch import Tensor
 from lib import checks
 
 
-def _check_ids(x, name: str, ndim: int) -> None:
-    checks.check_token_ids(x, name, ndim=ndim)
-
-
 def ngram_nats_per_token(
     train: Int[Tensor, " n_train"],
     windows: Int[Tensor, "n_windows pos"],
@@ -39,8 +35,6 @@ def ngram_nats_per_token(
     """Mean nats per token of an add-``k`` unigram (``order=1``) or bigram (``order=2``) model
     counted on ``train``, over every token of ``windows`` after the first (the first is context
     only, as for the transformers)."""
-    _check_ids(train, "train", 1)
-    _check_ids(windows, "windows", 2)
     checks.check_int(d_vocab, "d_vocab", min=2)
     checks.check_token_ids(train, "train", d_vocab, ndim=1)
     checks.check_token_ids(windows, "windows", d_vocab, ndim=2)

@@ -34,13 +34,10 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+from lib.checks import check_int, check_padded_rows, check_tensor, check_token_id, eval_mode
 from lib.model import GPT
 from lib.thoughts import (
     RULES,
-    _check_batch,
-    _check_first_gap,
-    _check_id,
-    _check_int_tensor,
     fast_forward,
     insert_random_thoughts,
     original_index,
@@ -71,7 +68,7 @@ def rows_batch_fn(
 ) -> Callable[[int], Batch]:
     """``step -> (tokens, lengths)``: ``batch_size`` rows drawn at random (with replacement) by a
     generator of its own, cut to the longest row drawn."""
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     gen = torch.Generator().manual_seed(seed)
@@ -129,21 +126,19 @@ def collect_survivors(
     """Run an episode on every chunk of ``chunk`` rows and return the rows with their kept
     thoughts ``(tokens, lengths)`` plus each chunk's per-round history. By default only thoughts
     that raised the text log-likelihood (``min_score=0``) survive."""
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if not isinstance(chunk, int) or chunk <= 0:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    out, histories = [], []
-    for start in range(0, tokens.shape[0], chunk):
-        ep = run_episode(
-            model, tokens[start : start + chunk], lengths[start : start + chunk], thought_id, pad_id,
-            n_rounds, rule, keep_fraction, min_score, gen, first_gap=first_gap,
-        )
-        out.append((ep.batch.tokens, ep.batch.lengths))
-        histories.append(ep.history)
-    model.train(was_training)
+    with eval_mode(model):
+        out, histories = [], []
+        for start in range(0, tokens.shape[0], chunk):
+            ep = run_episode(
+                model, tokens[start : start + chunk], lengths[start : start + chunk], thought_id, pad_id,
+                n_rounds, rule, keep_fraction, min_score, gen, first_gap=first_gap,
+            )
+            out.append((ep.batch.tokens, ep.batch.lengths))
+            histories.append(ep.history)
     new_tokens, new_lengths = stack_rows(out, pad_id)
     return new_tokens, new_lengths, histories
 
@@ -168,8 +163,8 @@ def evaluate_nll(
     ``first_gap`` and later (:func:`lib.thoughts.fast_forward`). ``score_mask[b, j]`` picks
     which original tokens count (default: every token but the first). Returns ``nll``,
     ``thoughts_per_row`` and ``n_scored``."""
-    _check_batch(tokens, lengths)
-    _check_first_gap(first_gap)
+    check_padded_rows(tokens, lengths)
+    check_int(first_gap, "first_gap", min=1)
     n, pos = tokens.shape
     if score_mask is None:
         ar = torch.arange(pos, device=tokens.device)[None]
@@ -178,25 +173,23 @@ def evaluate_nll(
         raise ValueError(f"score_mask must be a bool tensor of shape {tuple(tokens.shape)}")
     if bool(score_mask[:, 0].any()):
         raise ValueError("score_mask must not select the first token: nothing predicts it")
-    was_training = model.training
-    model.eval()
-    total, count, thoughts = 0.0, 0, 0
-    for s in range(0, n, batch_size):
-        rows, lens, mask = tokens[s : s + batch_size], lengths[s : s + batch_size], score_mask[s : s + batch_size]
-        if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
-            lp = text_log_probs(model(rows), rows, thought_id)
-        else:
-            ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget, first_gap=first_gap)
-            # Put each text token's log-probability back at its original index.
-            orig = original_index(ff.tokens, thought_id)
-            keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
-            lp = torch.zeros(rows.shape, device=rows.device)
-            r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
-            lp[r[keep], orig[keep]] = ff.text_lp[keep]
-            thoughts += int(ff.n_thoughts.sum())
-        total += float(-(lp * mask).sum())
-        count += int(mask.sum())
-    model.train(was_training)
+    with eval_mode(model):
+        total, count, thoughts = 0.0, 0, 0
+        for s in range(0, n, batch_size):
+            rows, lens, mask = tokens[s : s + batch_size], lengths[s : s + batch_size], score_mask[s : s + batch_size]
+            if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
+                lp = text_log_probs(model(rows), rows, thought_id)
+            else:
+                ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget, first_gap=first_gap)
+                # Put each text token's log-probability back at its original index.
+                orig = original_index(ff.tokens, thought_id)
+                keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
+                lp = torch.zeros(rows.shape, device=rows.device)
+                r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
+                lp[r[keep], orig[keep]] = ff.text_lp[keep]
+                thoughts += int(ff.n_thoughts.sum())
+            total += float(-(lp * mask).sum())
+            count += int(mask.sum())
     return {"nll": total / max(count, 1), "thoughts_per_row": thoughts / n, "n_scored": float(count)}
 
 
@@ -210,7 +203,7 @@ def calibrate_max_rank(
     :func:`lib.thoughts.fast_forward` that inserts about as many thoughts as the survivors had,
     chosen without looking at held-out text. With ``first_gap``, only the positions before gaps
     ``>= first_gap`` (where a thought may go) count."""
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"rate must lie in (0, 1], got {rate}")
     ranks = []
@@ -238,7 +231,7 @@ def digit_sum_task(
         raise ValueError(f"modulus must lie in [2, 10] (answers are single digits), got {modulus}")
     if not isinstance(n_values, int) or not 2 <= n_values <= 10:
         raise ValueError(f"n_values must be an int in [2, 10], got {n_values!r}")
-    _check_id(equals_id, "equals_id")
+    check_token_id(equals_id, "equals_id")
     if equals_id < 10:
         raise ValueError(f"equals_id must not be a digit (0-9), got {equals_id}")
     gen = torch.Generator().manual_seed(seed)
@@ -263,7 +256,7 @@ def masked_thought_targets(
     say): position t targets token t + 1 when it is a thought (if ``thought_targets``) or an
     original token j with ``text_targets[b, j]``; -100 everywhere else. ``text_targets`` is
     indexed by *original* position (the row before any thought), so it survives insertions."""
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.ndim != 2:
         raise ValueError("text_targets must be a bool tensor [batch, orig_pos]")
     if text_targets.shape[0] != tokens.shape[0]:
@@ -300,7 +293,7 @@ class ThinkerSchedule:
 
     def __init__(self, model, tokens, lengths, text_targets, steps, batch_size, thought_id, pad_id, *, seed=0,
                  warmup_thoughts=2, n_rounds=2, rule=PLACEMENT_RULE, first_gap=1, with_thoughts=True):
-        _check_batch(tokens, lengths)
+        check_padded_rows(tokens, lengths)
         if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.shape != tokens.shape:
             raise ValueError(f"text_targets must be a bool tensor of the shape of tokens {tuple(tokens.shape)}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
@@ -309,15 +302,15 @@ class ThinkerSchedule:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if tokens.shape[0] < steps * batch_size:
             raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
-        _check_id(thought_id, "thought_id", model.cfg.d_vocab)
-        _check_id(pad_id, "pad_id", model.cfg.d_vocab)
+        check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
+        check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
         if isinstance(warmup_thoughts, bool) or not isinstance(warmup_thoughts, int) or warmup_thoughts < 0:
             raise ValueError(f"warmup_thoughts must be a non-negative int, got {warmup_thoughts!r}")
         if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
             raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        _check_first_gap(first_gap)
+        check_int(first_gap, "first_gap", min=1)
         if not isinstance(with_thoughts, bool):
             raise TypeError(f"with_thoughts must be a bool, got {with_thoughts!r}")
         self.model, self.tokens, self.lengths, self.text_targets = model, tokens, lengths, text_targets
@@ -407,7 +400,7 @@ def thinker_max_rank(
     row (its survivors' rate) on these training rows, counted over the gaps where a thought may go
     (the first ``max_rows`` rows; :func:`calibrate_max_rank`). It need not carry over to held-out
     rows: report the rate placed there too."""
-    _check_batch(tokens, lengths)
+    check_padded_rows(tokens, lengths)
     if isinstance(thoughts_per_row, bool) or not isinstance(thoughts_per_row, (int, float)) or not thoughts_per_row >= 0:
         raise ValueError(f"thoughts_per_row must be a number >= 0, got {thoughts_per_row!r}")
     gaps = float((lengths - first_gap).clamp(min=1).float().mean())
@@ -433,7 +426,7 @@ def generate_with_thoughts(
     default, kept so the stored harness runs reproduce) lets one gap take several thoughts up to
     the budget. Returns the ``n_answer`` answer tokens of each row (thoughts stripped) and how
     many thoughts each row placed."""
-    _check_int_tensor(prompt, "prompt", 2)
+    check_tensor(prompt, "prompt", ndim=2, dtype="int")
     if not isinstance(n_answer, int) or n_answer <= 0 or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"n_answer must be a positive int and budget a non-negative int, got {n_answer!r}, {budget!r}")
     rows, P = prompt.shape
@@ -443,34 +436,32 @@ def generate_with_thoughts(
         raise TypeError(f"one_per_gap must be a bool, got {one_per_gap!r}")
     if P + n_answer + budget > model.cfg.n_ctx:
         raise ValueError(f"prompt + answer + budget = {P + n_answer + budget} exceeds n_ctx = {model.cfg.n_ctx}")
-    was_training = model.training
-    model.eval()
-    device = prompt.device
-    r = torch.arange(rows, device=device)
-    tokens = prompt[:, :1]
-    next_prompt = torch.ones(rows, dtype=torch.long, device=device)  # index of the next prompt token to feed
-    used = torch.zeros(rows, dtype=torch.long, device=device)
-    written = torch.zeros(rows, dtype=torch.long, device=device)
-    answers = torch.full((rows, n_answer), -1, dtype=torch.long, device=device)
-    thought = torch.tensor([thought_id], device=device)
-    after_thought = torch.zeros(rows, dtype=torch.bool, device=device)
-    for _ in range(P - 1 + n_answer + budget):
-        logits = model(tokens)[:, -1]
-        rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
-        think = thought_gate(rank, max_rank, used, budget, after_thought & one_per_gap, written < n_answer, next_prompt >= first_gap)
-        in_prompt = next_prompt < P
-        best = logits.index_fill(-1, thought, float("-inf")).argmax(-1)
-        feed = torch.where(in_prompt, prompt[r, next_prompt.clamp(max=P - 1)], best)
-        nxt = torch.where(think, torch.full_like(best, thought_id), feed)
-        writing = ~think & ~in_prompt & (written < n_answer)
-        w = writing.nonzero().flatten()
-        answers[w, written[w]] = best[w]
-        written += writing.long()
-        next_prompt += (~think & in_prompt).long()
-        used += think.long()
-        after_thought = think
-        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-    model.train(was_training)
+    with eval_mode(model):
+        device = prompt.device
+        r = torch.arange(rows, device=device)
+        tokens = prompt[:, :1]
+        next_prompt = torch.ones(rows, dtype=torch.long, device=device)  # index of the next prompt token to feed
+        used = torch.zeros(rows, dtype=torch.long, device=device)
+        written = torch.zeros(rows, dtype=torch.long, device=device)
+        answers = torch.full((rows, n_answer), -1, dtype=torch.long, device=device)
+        thought = torch.tensor([thought_id], device=device)
+        after_thought = torch.zeros(rows, dtype=torch.bool, device=device)
+        for _ in range(P - 1 + n_answer + budget):
+            logits = model(tokens)[:, -1]
+            rank = (logits > logits[:, thought_id : thought_id + 1]).sum(-1)
+            think = thought_gate(rank, max_rank, used, budget, after_thought & one_per_gap, written < n_answer, next_prompt >= first_gap)
+            in_prompt = next_prompt < P
+            best = logits.index_fill(-1, thought, float("-inf")).argmax(-1)
+            feed = torch.where(in_prompt, prompt[r, next_prompt.clamp(max=P - 1)], best)
+            nxt = torch.where(think, torch.full_like(best, thought_id), feed)
+            writing = ~think & ~in_prompt & (written < n_answer)
+            w = writing.nonzero().flatten()
+            answers[w, written[w]] = best[w]
+            written += writing.long()
+            next_prompt += (~think & in_prompt).long()
+            used += think.long()
+            after_thought = think
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
     return answers, used
 
 __all__ = [

@@ -45,47 +45,19 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from lib.checks import check_int, check_padded_rows, check_tensor, check_token_id
+
 Rule = Literal["rank", "lowest_ll", "random"]
 RULES: tuple[str, ...] = ("rank", "lowest_ll", "random")
 
 
 # --------------------------------------------------------------------------- input checks
-def _check_int_tensor(x, name: str, ndim: int) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
-
-
 def _check_logits(logits, thought_id: int) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         raise TypeError("logits must be a floating-point torch.Tensor")
     if logits.ndim != 3:
         raise ValueError(f"logits must have shape [batch, pos, d_vocab], got {tuple(logits.shape)}")
-    _check_id(thought_id, "thought_id", logits.shape[-1])
-
-
-def _check_id(value, name: str, d_vocab: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0 or (d_vocab is not None and value >= d_vocab):
-        raise ValueError(f"{name} = {value} is outside the vocabulary [0, {d_vocab})")
-
-
-def _check_batch(tokens, lengths) -> None:
-    _check_int_tensor(tokens, "tokens", 2)
-    _check_int_tensor(lengths, "lengths", 1)
-    if lengths.shape[0] != tokens.shape[0]:
-        raise ValueError(f"lengths has {lengths.shape[0]} rows, tokens has {tokens.shape[0]}")
-    if lengths.device != tokens.device:
-        raise ValueError(f"lengths is on {lengths.device}, tokens on {tokens.device}")
-    if lengths.numel() and (lengths.min() < 1 or lengths.max() > tokens.shape[1]):
-        raise ValueError(
-            f"every length must lie in [1, {tokens.shape[1]}] (the width of tokens), "
-            f"got min {int(lengths.min())}, max {int(lengths.max())}"
-        )
+    check_token_id(thought_id, "thought_id", logits.shape[-1])
 
 
 # --------------------------------------------------------------------------- one forward's statistics
@@ -112,7 +84,7 @@ def text_log_probs(
     (nothing predicts the first token), and entries whose target is a thought are 0 (thoughts are
     never scored). Padding is not masked here: callers mask with their lengths."""
     _check_logits(logits, thought_id)
-    _check_int_tensor(tokens, "tokens", 2)
+    check_tensor(tokens, "tokens", ndim=2, dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree on [batch, pos]")
     return _text_lp(logits, tokens, thought_id)
@@ -188,7 +160,7 @@ def position_stats(
     """Everything the placement rules and the scores need from one forward, in one function, so
     the ``[batch, pos, d_vocab]`` logits can be dropped right after."""
     _check_logits(logits, thought_id)
-    _check_int_tensor(tokens, "tokens", 2)
+    check_tensor(tokens, "tokens", ndim=2, dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree on [batch, pos]")
     thought_logit = logits[..., thought_id : thought_id + 1]
@@ -212,8 +184,8 @@ def candidate_mask(
     (``t - 1``, ``t``) is already a thought (one thought per gap), and the gap was not tried in an
     earlier round. ``tried[b, k]`` marks the gap before *original* token ``k`` (original = the row
     without any thoughts), so it stays valid however many thoughts were inserted since."""
-    _check_batch(tokens, lengths)
-    _check_id(thought_id, "thought_id")
+    check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id")
     batch, pos = tokens.shape
     is_thought = tokens == thought_id
     ar = torch.arange(pos, device=tokens.device)
@@ -230,7 +202,7 @@ def candidate_mask(
 def original_index(tokens: Int[Tensor, "batch pos"], thought_id: int) -> Int[Tensor, "batch pos"]:
     """For each position, the index the token had before any thought was inserted (the number of
     text tokens before it). Meaningless at thought positions."""
-    _check_int_tensor(tokens, "tokens", 2)
+    check_tensor(tokens, "tokens", ndim=2, dtype="int")
     is_thought = (tokens == thought_id).long()
     ar = torch.arange(tokens.shape[1], device=tokens.device)
     return ar[None] - is_thought.cumsum(1)
@@ -287,9 +259,9 @@ def insert_before_mask(
     index_map [batch, pos])`` where ``index_map[b, j]`` is the new index of old token ``j``
     (``-1`` at padding). Old token ``j`` moves right by the number of insertions at or before it.
     """
-    _check_batch(tokens, lengths)
-    _check_id(token_id, "token_id")
-    _check_id(pad_id, "pad_id")
+    check_padded_rows(tokens, lengths)
+    check_token_id(token_id, "token_id")
+    check_token_id(pad_id, "pad_id")
     batch, pos = tokens.shape
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (batch, pos + 1):
         raise ValueError(f"mask must be a bool tensor of shape {(batch, pos + 1)}, got {getattr(mask, 'shape', mask)}")
@@ -327,8 +299,8 @@ def insert_tokens(
     Returns ``(new_tokens, new_lengths, index_map)``; ``index_map[b, j]`` is the new index of old
     token ``j`` (``j`` if ``j < positions[b]``, else ``j + 1``; ``-1`` at padding).
     """
-    _check_batch(tokens, lengths)
-    _check_int_tensor(positions, "positions", 1)
+    check_padded_rows(tokens, lengths)
+    check_tensor(positions, "positions", ndim=1, dtype="int")
     if positions.shape[0] != tokens.shape[0]:
         raise ValueError(f"positions has {positions.shape[0]} rows, tokens has {tokens.shape[0]}")
     if ((positions < -1) | (positions > lengths)).any():
@@ -362,8 +334,8 @@ def insertion_scores(
     ``window=None`` this is the change in the whole row's text log-likelihood. Rows with
     ``positions == -1`` score 0.
     """
-    _check_batch(tokens, lengths)
-    _check_id(thought_id, "thought_id")
+    check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id")
     for name, x in (("lp_without", lp_without), ("lp_with", lp_with)):
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim != 2 or x.shape[0] != tokens.shape[0]:
             raise ValueError(f"{name} must be a float tensor [batch={tokens.shape[0]}, pos]")
@@ -371,7 +343,7 @@ def insertion_scores(
         raise ValueError(f"lp_without {tuple(lp_without.shape)} must match tokens {tuple(tokens.shape)}")
     if not isinstance(index_map, Tensor) or index_map.shape != tokens.shape:
         raise ValueError(f"index_map must have the shape of tokens {tuple(tokens.shape)}")
-    _check_int_tensor(positions, "positions", 1)
+    check_tensor(positions, "positions", ndim=1, dtype="int")
     if positions.shape[0] != tokens.shape[0]:
         raise ValueError(f"positions has {positions.shape[0]} rows, tokens has {tokens.shape[0]}")
     if index_map.numel() and int(index_map.max()) >= lp_with.shape[1]:
@@ -394,7 +366,7 @@ def _scores(lp_without, lp_with, tokens, lengths, positions, index_map, thought_
 def text_log_likelihood(text_lp: Float[Tensor, "batch pos"], lengths: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     """Total thought-masked log-likelihood of each row's text tokens (thoughts and the first token
     contribute 0 by construction of :func:`text_log_probs`; padding is cut by ``lengths``)."""
-    _check_int_tensor(lengths, "lengths", 1)
+    check_tensor(lengths, "lengths", ndim=1, dtype="int")
     if not isinstance(text_lp, Tensor) or text_lp.ndim != 2 or text_lp.shape[0] != lengths.shape[0]:
         raise ValueError("text_lp must be [batch, pos] with one length per row")
     ar = torch.arange(text_lp.shape[1], device=text_lp.device)[None]
@@ -431,13 +403,6 @@ def _forward_stats(model, tokens: Tensor, thought_id: int) -> PositionStats:
 
 
 @torch.no_grad()
-def _check_first_gap(first_gap) -> None:
-    if isinstance(first_gap, bool) or not isinstance(first_gap, int):
-        raise TypeError(f"first_gap must be an int, got {first_gap!r}")
-    if first_gap < 1:
-        raise ValueError(f"first_gap must be >= 1 (nothing goes before the first token), got {first_gap}")
-
-
 def start_batch(
     model, tokens: Int[Tensor, "batch pos"], lengths: Int[Tensor, " batch"], thought_id: int, pad_id: int,
     first_gap: int = 1,
@@ -446,10 +411,10 @@ def start_batch(
 
     ``first_gap``: thoughts may go only before original tokens ``first_gap, first_gap + 1, ...``
     (a task's answer region, where its fillers go); the earlier gaps start out as tried."""
-    _check_batch(tokens, lengths)
-    _check_id(thought_id, "thought_id", model.cfg.d_vocab)
-    _check_id(pad_id, "pad_id", model.cfg.d_vocab)
-    _check_first_gap(first_gap)
+    check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
+    check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
+    check_int(first_gap, "first_gap", min=1)
     tried = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
     tried[:, :first_gap] = True
     return ThoughtBatch(tokens, lengths, _forward_stats(model, tokens, thought_id), tried, thought_id, pad_id)
@@ -631,14 +596,14 @@ is open (before text tokens ``first_gap`` and later), the rule of :func:`thought
     advance one position per step, so the batch shares one :class:`lib.model.KVCache` offset; a
     finished row feeds padding. Cost: one single-position forward per step (no recompute of the
     prefix). The text tokens' log-probabilities come out for free (thought-masked)."""
-    _check_batch(tokens, lengths)
-    _check_id(thought_id, "thought_id", model.cfg.d_vocab)
-    _check_id(pad_id, "pad_id", model.cfg.d_vocab)
+    check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
+    check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
     if not isinstance(max_rank, int) or max_rank < 0:
         raise ValueError(f"max_rank must be a non-negative int, got {max_rank!r}")
     if not isinstance(budget, int) or budget < 0:
         raise ValueError(f"budget must be a non-negative int, got {budget!r}")
-    _check_first_gap(first_gap)
+    check_int(first_gap, "first_gap", min=1)
     n_ctx = model.cfg.n_ctx
     if tokens.shape[1] > n_ctx:
         raise ValueError(f"rows of {tokens.shape[1]} tokens exceed n_ctx = {n_ctx}")
@@ -684,8 +649,8 @@ def thought_lm_targets(
     """Next-token targets for ``GPT.loss(logits, targets=...)``: ``targets[:, i] = tokens[:, i+1]``,
     ``-100`` (ignored) past each row's end, and also where the next token is a thought if
     ``thought_targets`` is False (the model then learns to read thoughts, not to place them)."""
-    _check_batch(tokens, lengths)
-    _check_id(thought_id, "thought_id")
+    check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id")
     nxt = torch.nn.functional.pad(tokens[:, 1:].long(), (0, 1), value=-100)
     ar = torch.arange(tokens.shape[1], device=tokens.device)[None]
     ignore = ar >= (lengths[:, None] - 1)
@@ -707,11 +672,11 @@ def insert_random_thoughts(
     before token ``first_gap``, by default the second, never two in one gap); rows with fewer gaps
     get one per gap. Returns ``(new_tokens, new_lengths)``. Used to warm a model up to thoughts it
     has never seen."""
-    _check_batch(tokens, lengths)
-    _check_first_gap(first_gap)
+    check_padded_rows(tokens, lengths)
+    check_int(first_gap, "first_gap", min=1)
     batch, pos = tokens.shape
     if isinstance(n, Tensor):
-        _check_int_tensor(n, "n", 1)
+        check_tensor(n, "n", ndim=1, dtype="int")
         if n.shape[0] != batch or (n.numel() and int(n.min()) < 0):
             raise ValueError(f"n must hold {batch} non-negative counts, got {tuple(n.shape)}")
         counts = n.to(tokens.device)[:, None]
@@ -739,7 +704,7 @@ def stack_rows(batches: list[tuple[Tensor, Tensor]], pad_id: int) -> tuple[Tenso
 
 def plain_batch(windows: Int[Tensor, "batch pos"]) -> tuple[Tensor, Tensor]:
     """A batch of full windows as ``(tokens, lengths)``."""
-    _check_int_tensor(windows, "windows", 2)
+    check_tensor(windows, "windows", ndim=2, dtype="int")
     return windows, torch.full((windows.shape[0],), windows.shape[1], dtype=torch.long, device=windows.device)
 
 

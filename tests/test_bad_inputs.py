@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lib import bpe, encdec, fillers, future_loss, interp, model, path_star, plotting, pointer_task  # noqa: E402
+from lib import bpe, encdec, fillers, future_loss, interp, model, path_star, plotting, pointer_runs, pointer_task  # noqa: E402
 from lib import references, sampling, stats, token_plot, training  # noqa: E402
 from lib.looped import LoopedGPT  # noqa: E402
 
@@ -259,9 +259,9 @@ CASES = [
     ("parse_method dense-0", lambda: pointer_task.parse_method("dense-0"), ValueError, "method"),
     ("parse_method int", lambda: pointer_task.parse_method(3), TypeError, "method"),
     ("pointer_model_config heads", lambda: pointer_task.pointer_model_config(PT, d_model=6, n_heads=4), ValueError, "n_heads"),
-    ("evaluate_pointer n_questions 0", lambda: pointer_task.evaluate_pointer(GPT, PT, "none", n_questions=0), ValueError, "n_questions"),
-    ("train_pointer_model steps 0", lambda: pointer_task.train_pointer_model("none", 0, steps=0), ValueError, "steps"),
-    ("train_pointer_model lr NaN", lambda: pointer_task.train_pointer_model("none", 0, lr=NAN), ValueError, "lr"),
+    ("evaluate_pointer n_questions 0", lambda: pointer_runs.evaluate_pointer(GPT, PT, "none", n_questions=0), ValueError, "n_questions"),
+    ("train_pointer_model steps 0", lambda: pointer_runs.train_pointer_model("none", 0, steps=0), ValueError, "steps"),
+    ("train_pointer_model lr NaN", lambda: pointer_runs.train_pointer_model("none", 0, lr=NAN), ValueError, "lr"),
     # ---------------------------------------------------------------- fillers
     ("interleave float windows", lambda: fillers.interleave_fillers(T.float(), 2, 1), TypeError, "windows"),
     ("interleave every 0", lambda: fillers.interleave_fillers(T, 0, 1), ValueError, "every"),
@@ -347,7 +347,7 @@ def _failing_model(n_ctx: int = 4):
         lambda m: fillers.evaluate_text_nll(m, DATA, 8, None, 2, 1),
         lambda m: path_star.teacher_forced_accuracy(m, PS_BATCH),
         lambda m: path_star.greedy_answers(m, PS_BATCH),
-        lambda m: pointer_task.evaluate_pointer(m, PT, "none", n_questions=4),
+        lambda m: pointer_runs.evaluate_pointer(m, PT, "none", n_questions=4),
     ],
     ids=["evaluate_lm_loss", "evaluate_text_nll", "teacher_forced_accuracy", "greedy_answers", "evaluate_pointer"],
 )

@@ -46,6 +46,16 @@ from lib import checks
         (lambda: checks.check_token_ids(torch.zeros(3, dtype=torch.long), "tokens"), ValueError, r"\[batch, pos\]"),
         (lambda: checks.check_token_ids(torch.tensor([[0, 9]]), "tokens", 5), ValueError, r"tokens must hold ids in \[0, 5\)"),
         (lambda: checks.check_token_ids(torch.tensor([[0, -5]]), "targets", 5, ignore_index=-100), ValueError, "targets"),
+        (lambda: checks.check_token_id(True, "pad_id"), TypeError, "pad_id must be an int"),
+        (lambda: checks.check_token_id(2.0, "pad_id"), TypeError, "pad_id must be an int"),
+        (lambda: checks.check_token_id(5, "pad_id", 5), ValueError, r"pad_id = 5 is outside the vocabulary \[0, 5\)"),
+        (lambda: checks.check_token_id(-1, "thought_id"), ValueError, "thought_id = -1 is outside the vocabulary"),
+        (lambda: checks.check_padded_rows(torch.zeros(2, 3), torch.ones(2, dtype=torch.long)), TypeError, "tokens must be an integer"),
+        (lambda: checks.check_padded_rows(torch.zeros(2, 3, dtype=torch.long), torch.ones(2)), TypeError, "lengths must be an integer"),
+        (lambda: checks.check_padded_rows(torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long)), ValueError, "tokens must have 2"),
+        (lambda: checks.check_padded_rows(torch.zeros(2, 3, dtype=torch.long), torch.ones(3, dtype=torch.long)), ValueError, "lengths has 3 rows"),
+        (lambda: checks.check_padded_rows(torch.zeros(2, 3, dtype=torch.long), torch.tensor([1, 4])), ValueError, r"every length must lie in \[1, 3\]"),
+        (lambda: checks.check_padded_rows(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 2])), ValueError, "got min 0"),
         (lambda: checks.check_module(torch.nn.Identity()), ValueError, "model has no parameters"),
         (lambda: checks.check_module("gpt"), TypeError, "model must be a torch.nn.Module"),
         (lambda: checks.check_path(3, "out"), TypeError, "out must be a str"),
@@ -67,6 +77,8 @@ def test_checks_return_what_they_accept():
     t = torch.tensor([[0, -100, 4]])
     assert checks.check_token_ids(t, "targets", 5, ignore_index=-100) is t
     assert checks.check_tensor(torch.zeros(2, 3), "x", shape=(None, 3), finite=True).shape == (2, 3)
+    assert checks.check_token_id(4, "pad_id", 5) == 4 and checks.check_token_id(10**6, "pad_id") == 10**6
+    assert checks.check_padded_rows(torch.zeros(2, 3, dtype=torch.long), torch.tensor([1, 3])) is None
 
 
 @pytest.mark.parametrize("start_training", [True, False])

@@ -72,6 +72,15 @@ def test_summary_table_and_sentences():
     assert sentences[1].startswith("pointer: dense tokens: better than the baseline, 0.910 ± 0.010 vs 0.510 ± 0.010")
     table = format_table(summary)
     assert "higher is better" in table and "better" in table and "reference: baseline 1-hop accuracy 1.000" in table
+    # A method name longer than the column widens it: every row's mean still ends under "mean".
+    long = [cell("pointer", "dense_selected_random", s, 0.8 + 0.01 * s, by_hops={1: 1.0, 2: 0.8, 3: 0.6}) for s in (0, 1, 2)]
+    lines = format_table(summarize(results + long, POINTER_REFS)).splitlines()
+    header = next(line for line in lines if "mean" in line)
+    end = header.index("mean") + len("mean")
+    for line in lines:
+        if line.split()[0] in ("baseline", "dense", "dense_selected_random"):
+            mean = f"{float(line.split()[1]):.3f}"
+            assert line[end - len(mean):end] == mean, line
 
 
 def test_no_verdict_when_the_baseline_has_not_passed_its_reference():
