@@ -11,6 +11,10 @@ Figures:
   so that a change in machine load hits both.
 - ``hooked_pattern_slowdown``: how much slower our model trains when ``hook_pattern`` is hooked
   (the attention pattern must then be materialised instead of using fused attention).
+- ``train_flops_per_s_ours``, ``matmul_peak_flops_per_s``, ``train_fraction_of_peak``: our training
+  FLOP/s (``lib.machine.training_flops``: 6 per parameter and token, plus attention) against the
+  fp32 matmul peak of this CPU measured in the same run at the same thread count; how much of the
+  machine the training loop uses.
 - ``bpe_train_seconds``: training the course tokenizer (2048 tokens) on Tiny Shakespeare.
 - ``insertion_round_vs_forward``: one thought-insertion round relative to one plain forward
   (when ``lib.thoughts_bench`` is present).
@@ -38,6 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lib.machine import fraction_of_peak, matmul_peak_flops, training_flops
 from lib.model import GPT, GPTConfig, reference_bridge
 from lib.paths import REPO_ROOT
 
@@ -90,6 +95,12 @@ def training_throughput(
     out = {f"train_tokens_per_s_{k}": n_tokens / s for k, s in seconds.items()}
     out["train_speed_ratio_vs_tl"] = out["train_tokens_per_s_ours"] / out["train_tokens_per_s_tl"]
     out["hooked_pattern_slowdown"] = out["train_tokens_per_s_ours"] / out["train_tokens_per_s_ours_hooked"]
+    # How close training comes to the machine: the model's FLOP/s against the fp32 matmul peak
+    # measured now, at the same thread count (lib.machine).
+    per_token = training_flops(sum(p.numel() for p in ours.parameters()), 1, cfg.n_layers, cfg.n_ctx, cfg.d_model)
+    out["train_flops_per_s_ours"] = per_token * out["train_tokens_per_s_ours"]
+    out["matmul_peak_flops_per_s"] = matmul_peak_flops(torch.get_num_threads())
+    out["train_fraction_of_peak"] = fraction_of_peak(out["train_flops_per_s_ours"], out["matmul_peak_flops_per_s"])
     return out
 
 

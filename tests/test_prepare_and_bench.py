@@ -47,8 +47,12 @@ def test_shipped_assets_match_the_course_config():
 def test_training_throughput_reports_every_figure():
     cfg = GPTConfig(d_vocab=64, n_ctx=16, d_model=32, n_layers=1, n_heads=2, d_head=16, d_mlp=64)
     out = training_throughput(cfg, batch_size=2, steps=1, rounds=1)
-    for key in ("train_tokens_per_s_ours", "train_tokens_per_s_tl", "train_speed_ratio_vs_tl", "hooked_pattern_slowdown"):
+    for key in ("train_tokens_per_s_ours", "train_tokens_per_s_tl", "train_speed_ratio_vs_tl", "hooked_pattern_slowdown",
+                "train_flops_per_s_ours", "matmul_peak_flops_per_s", "train_fraction_of_peak"):
         assert out[key] > 0, key
+    # the fraction is the two rates divided, and a training loop cannot beat the matmul peak by much
+    assert out["train_fraction_of_peak"] == pytest.approx(out["train_flops_per_s_ours"] / out["matmul_peak_flops_per_s"])
+    assert out["train_fraction_of_peak"] < 2.0
     with pytest.raises(ValueError):
         training_throughput(cfg, steps=0)
 
@@ -58,4 +62,5 @@ def test_bench_json_command_prints_the_required_keys():
     result = subprocess.run([sys.executable, "-m", "lib.bench", "--json"], capture_output=True, text=True, check=True, timeout=120)
     figures = json.loads(result.stdout[result.stdout.index("{"):])
     assert figures["train_speed_ratio_vs_tl"] > 0.5
+    assert 0.01 < figures["train_fraction_of_peak"] < 1.5  # the course model uses a real share of the CPU
     assert 0 < figures["bpe_train_seconds"] < 15
