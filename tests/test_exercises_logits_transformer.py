@@ -9,14 +9,9 @@ from lib.exercises.logits import check_greedy_generate, check_softmax, check_tem
 from lib.exercises.transformer import check_block, check_causal_attention, check_layer_norm, check_mlp
 from lib.model import GPT, GPTConfig
 from lib.sampling import apply_temperature, top_k_filter, top_p_filter
-from lib.claims import strict
 
 
-@pytest.fixture(autouse=True)
-def _strict_checkers():
-    """Checkers raise only in strict mode (as under `make test`); a learner's notebook gets a printed ✗."""
-    with strict():
-        yield
+pytestmark = pytest.mark.usefixtures("strict_checkers")
 
 
 def stub(*args):

@@ -3,21 +3,15 @@
 import pytest
 import torch
 
-from lib.exercises import ExerciseFailed
+from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.thoughts import check_insert_tokens, check_insertion_gain, check_thought_ranks
 from lib.thoughts import insert_tokens, thought_ranks
-from lib.claims import strict
 
 
-@pytest.fixture(autouse=True)
-def _strict_checkers():
-    """Checkers raise only in strict mode (as under `make test`); a learner's notebook gets a printed ✗."""
-    with strict():
-        yield
+pytestmark = pytest.mark.usefixtures("strict_checkers")
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError("Exercise")
+stub = unwritten_exercise
 
 
 def test_thought_ranks_checker():

@@ -5,14 +5,9 @@ import pytest
 from lib.bpe import get_pair_counts, merge_pair
 from lib.exercises import ExerciseFailed
 from lib.exercises.tokenization import check_apply_merges, check_get_pair_counts, check_merge_pair
-from lib.claims import strict
 
 
-@pytest.fixture(autouse=True)
-def _strict_checkers():
-    """Checkers raise only in strict mode (as under `make test`); a learner's notebook gets a printed ✗."""
-    with strict():
-        yield
+pytestmark = pytest.mark.usefixtures("strict_checkers")
 
 
 def stub(*args):

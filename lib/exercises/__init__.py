@@ -214,3 +214,22 @@ def checker(function: str) -> Callable[[Callable], Callable]:
         return run
 
     return wrap
+
+
+def unwritten_exercise(*args: Any, **kwargs: Any) -> Any:
+    """What an exercise cell holds before the learner writes it (the learner copies' stubs): raise."""
+    raise NotImplementedError("Exercise")
+
+
+def random_tiny_gpt(d_vocab: int = 8, n_ctx: int = 10, scale: float = 0.4):
+    """A 1-layer GPT (d_model 12) with large random weights (normal, sd ``scale``) and seed 0, in eval
+    mode: checkers run a learner's function and ours on it, and large weights make a wrong pass
+    give visibly wrong numbers."""
+    from lib.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(d_vocab=d_vocab, n_ctx=n_ctx, d_model=12, n_layers=1, n_heads=2, d_head=6, d_mlp=24))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, scale)
+    return model.eval()

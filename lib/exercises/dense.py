@@ -8,20 +8,10 @@ import torch
 
 from lib.dense import add_dense_vectors as reference_add_dense_vectors  # the solution, kept in one place
 from lib.dense import continuation_loss, unrolled_forward
-from lib.exercises import call_learner, checker, expect_close, report
-from lib.model import GPT, GPTConfig
+from lib.exercises import call_learner, checker, expect_close, random_tiny_gpt, report
+from lib.model import GPT
 
 _DENSE = 5
-_TINY = GPTConfig(d_vocab=8, n_ctx=10, d_model=12, n_layers=1, n_heads=2, d_head=6, d_mlp=24)
-
-
-def _tiny_model() -> GPT:
-    torch.manual_seed(0)
-    model = GPT(_TINY)
-    with torch.no_grad():  # large weights, so that a wrong unrolling gives visibly wrong logits
-        for p in model.parameters():
-            p.normal_(0, 0.4)
-    return model.eval()
 
 
 def reference_unrolled_logits(model: GPT, tokens: torch.Tensor, dense_id: int, depth: int) -> torch.Tensor:
@@ -55,7 +45,7 @@ def check_add_dense_vectors(fn: Callable) -> None:
 def check_unrolled_logits(fn: Callable) -> None:
     """``fn(model, tokens, dense_id, depth) -> logits`` of the last of ``depth + 1`` passes."""
     name = "unrolled_logits"
-    model = _tiny_model()
+    model = random_tiny_gpt()
     tokens = torch.tensor([[1, 2, _DENSE, _DENSE, 3, 4, _DENSE, 0], [0, _DENSE, 1, 2, 3, _DENSE, 4, 2]])
     for depth in (0, 1, 2, 3):
         with torch.no_grad():

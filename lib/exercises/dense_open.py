@@ -10,20 +10,10 @@ from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_positi
 from lib.dense_emit import useful_counts as reference_useful_counts  # the solutions, kept in one place
 from lib.dense_selection import selection_gains
 from lib.dense_thoughts import precompute_vectors, unrolled_from
-from lib.exercises import call_learner, checker, expect_close, report
-from lib.model import GPT, GPTConfig
+from lib.exercises import call_learner, checker, expect_close, random_tiny_gpt, report
+from lib.model import GPT
 
 _DENSE = 5
-_TINY = GPTConfig(d_vocab=8, n_ctx=10, d_model=12, n_layers=1, n_heads=2, d_head=6, d_mlp=24)
-
-
-def _tiny_model() -> GPT:
-    torch.manual_seed(0)
-    model = GPT(_TINY)
-    with torch.no_grad():  # large weights, so that a wrong pass gives visibly wrong numbers
-        for p in model.parameters():
-            p.normal_(0, 0.4)
-    return model.eval()
 
 
 def reference_selection_gain(model: GPT, tokens: torch.Tensor, targets: torch.Tensor, dense_id: int) -> torch.Tensor:
@@ -46,7 +36,7 @@ def _unshifted_gain(model, tokens, targets, dense_id):
 def check_selection_gain(fn: Callable) -> None:
     """``fn(model, tokens, targets, dense_id) -> [batch]`` gains in nats (with minus without)."""
     name = "selection_gain"
-    model = _tiny_model()
+    model = random_tiny_gpt()
     tokens = torch.tensor([[1, 2, _DENSE, 3, 4, 0, 1, 2], [0, 1, 2, 3, _DENSE, 4, _DENSE, 1], [1, 2, 3, 4, 0, 1, 2, 3]])
     targets = torch.cat([tokens[:, 1:], torch.full((3, 1), -100)], dim=1).masked_fill(
         torch.cat([tokens[:, 1:], torch.zeros(3, 1, dtype=torch.long)], dim=1) == _DENSE, -100)
@@ -92,10 +82,10 @@ def check_useful_counts(fn: Callable) -> None:
 def check_unrolled_from(fn: Callable) -> None:
     """``fn(model, tokens, dense_id, depth, init) -> logits`` of ``depth + 1`` passes started from ``init``."""
     name = "unrolled_from"
-    model = _tiny_model()
+    model = random_tiny_gpt()
     tokens = torch.tensor([[1, 2, _DENSE, _DENSE, 3, 4, _DENSE, 0], [0, _DENSE, 1, 2, 3, _DENSE, 4, 2]])
     gen = torch.Generator().manual_seed(1)
-    stale = torch.randn(2, 8, _TINY.d_model, generator=gen) * (tokens == _DENSE)[..., None]
+    stale = torch.randn(2, 8, 12, generator=gen) * (tokens == _DENSE)[..., None]
     exact = precompute_vectors(model, tokens, _DENSE)
     cases = [("the exact vectors, depth 0", exact, 0), ("stale vectors, depth 0", stale, 0),
              ("stale vectors, depth 1", stale, 1), ("stale vectors, depth 2", stale, 2)]
