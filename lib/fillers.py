@@ -21,7 +21,6 @@ from jaxtyping import Int
 from torch import Tensor
 
 from lib import checks
-from lib.model import GPT
 
 FillerKind = Literal["pause", "dense"]
 
@@ -79,20 +78,6 @@ def masked_lm_loss(
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction=reduction)
 
 
-def filler_logits(model: GPT, tokens: Tensor, kind: FillerKind | None, filler_id: int, depth: int | None = None) -> Tensor:
-    """Logits of a batch with fillers: a plain forward for pause tokens (or no fillers), an
-    unrolled forward for dense tokens (``depth=None``: exact, as many passes as fillers)."""
-    from lib.dense import unrolled_forward
-
-    checks.check_choice(kind, "kind", (None, "pause", "dense"))
-    checks.check_int(filler_id, "filler_id", min=0)
-    checks.check_int(depth, "depth", min=0, allow_none=True)
-    if kind != "dense":
-        return model(tokens)
-    exact = int((tokens == filler_id).sum(dim=1).max())
-    return unrolled_forward(model, tokens, filler_id, exact if depth is None else depth).logits
-
-
 def validation_windows(data: Int[Tensor, " n_tokens"], n_real: int, max_windows: int) -> Int[Tensor, "n n_real"]:
     """Consecutive windows of ``n_real`` tokens overlapping by one (each window's first token is
     context only), at most ``max_windows``: the held-out rows every text method is scored on."""
@@ -103,37 +88,3 @@ def validation_windows(data: Int[Tensor, " n_tokens"], n_real: int, max_windows:
         raise ValueError(f"data has {len(data)} tokens, fewer than one window of n_real = {n_real}")
     starts = list(range(0, len(data) - n_real + 1, n_real - 1))[:max_windows]
     return torch.stack([data[s : s + n_real] for s in starts])
-
-
-@torch.no_grad()
-def evaluate_text_nll(
-    model: GPT,
-    data: Int[Tensor, " n_tokens"],
-    n_real: int,
-    kind: FillerKind | None,
-    every: int,
-    filler_id: int,
-    masked_ids: Sequence[int] = (),
-    max_windows: int = 64,
-    batch_size: int = 32,
-) -> float:
-    """Mean nats per real token over consecutive windows of ``data`` (each window's first token is
-    context only), fillers inserted as in training, special logits masked. Dense models run exactly."""
-    device = checks.model_device(model)
-    all_windows = validation_windows(data, n_real, max_windows)
-    checks.check_choice(kind, "kind", (None, "pause", "dense"))
-    checks.check_int(every, "every", min=1)
-    checks.check_int(filler_id, "filler_id", min=0)
-    checks.check_int(batch_size, "batch_size", min=1)
-    total, count = 0.0, 0
-    with checks.eval_mode(model):
-        for i in range(0, len(all_windows), batch_size):
-            windows = all_windows[i : i + batch_size].to(device)
-            if kind is None:
-                tokens, targets = windows, torch.cat([windows[:, 1:], torch.full_like(windows[:, :1], -100)], dim=1)
-            else:
-                tokens, targets = interleave_fillers(windows, every, filler_id)
-            logits = filler_logits(model, tokens, kind, filler_id)
-            total += masked_lm_loss(logits, targets, masked_ids, reduction="sum").item()
-            count += int((targets != -100).sum())
-    return total / count

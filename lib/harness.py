@@ -64,7 +64,7 @@ from typing import Callable
 
 import torch
 
-from lib.stats import compare_table, mean_and_spread, verdict  # noqa: F401  (verdict: the course's one rule)
+from lib.stats import compare_table, mean_and_spread
 
 TASKS: tuple[str, ...] = ("shakespeare", "pointer", "path_star")
 METHODS: tuple[str, ...] = (
@@ -225,7 +225,8 @@ def run_text(method: str, seed: int, size: Size, device: torch.device | str = "c
     """Train from scratch on Tiny Shakespeare with one method; nats per character on both splits."""
     from lib.data import load_tokenizer, shakespeare_corpus
     from lib.encdec import EncoderDecoderGPT, ce_loss_fn, gpt_matched_params, planning_loss_fn
-    from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss, validation_windows
+    from lib.fillers import interleave_fillers, masked_lm_loss, validation_windows
+    from lib.text_runs import evaluate_text_nll, filler_logits
     from lib.model import GPT
     from lib.thought_training import evaluate_nll, train_thinker
     from lib.thoughts import plain_batch
@@ -435,7 +436,8 @@ def _run_text_open_question(method: str, seed: int, size: Size, device, lr: floa
     from lib.dense_selection import dense_targets, insert_random_dense, selected_dense_loss
     from lib.dense_thoughts import DenseView, train_dense_thinker
     from lib.encdec import gpt_matched_params
-    from lib.fillers import evaluate_text_nll, validation_windows
+    from lib.fillers import validation_windows
+    from lib.text_runs import evaluate_text_nll
     from lib.model import GPT
     from lib.thought_training import evaluate_nll
     from lib.thoughts import plain_batch

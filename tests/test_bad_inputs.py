@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lib import bpe, encdec, fillers, future_loss, interp, model, path_star, plotting, pointer_runs, pointer_task  # noqa: E402
+from lib import bpe, encdec, fillers, future_loss, interp, model, path_star, plotting, pointer_runs, pointer_task, text_runs  # noqa: E402
 from lib import references, sampling, stats, token_plot, training  # noqa: E402
 from lib.looped import LoopedGPT  # noqa: E402
 
@@ -272,10 +272,10 @@ CASES = [
     ("masked_lm_loss reduction", lambda: fillers.masked_lm_loss(LOGITS3, targets(1), reduction="avg"), ValueError, "reduction"),
     ("masked_lm_loss masked id", lambda: fillers.masked_lm_loss(LOGITS3, targets(1), masked_ids=[V]), ValueError, "masked_ids"),
     ("masked_lm_loss masked str", lambda: fillers.masked_lm_loss(LOGITS3, targets(1), masked_ids="5"), TypeError, "masked_ids"),
-    ("filler_logits kind", lambda: fillers.filler_logits(GPT, T, "noise", 1), ValueError, "kind"),
+    ("filler_logits kind", lambda: text_runs.filler_logits(GPT, T, "noise", 1), ValueError, "kind"),
     ("validation_windows n_real 1", lambda: fillers.validation_windows(DATA, 1, 5), ValueError, "n_real"),
     ("validation_windows max 0", lambda: fillers.validation_windows(DATA, 4, 0), ValueError, "max_windows"),
-    ("evaluate_text_nll batch 0", lambda: fillers.evaluate_text_nll(GPT, DATA, 6, None, 2, 1, batch_size=0), ValueError, "batch_size"),
+    ("evaluate_text_nll batch 0", lambda: text_runs.evaluate_text_nll(GPT, DATA, 6, None, 2, 1, batch_size=0), ValueError, "batch_size"),
     # ---------------------------------------------------------------- references and statistics
     ("ngram order 3", lambda: references.ngram_nats_per_token(DATA, T, V, 3, 1.0), ValueError, "order"),
     ("ngram k NaN", lambda: references.ngram_nats_per_token(DATA, T, V, 2, NAN), ValueError, "k"),
@@ -344,7 +344,7 @@ def _failing_model(n_ctx: int = 4):
     "call",
     [
         lambda m: training.evaluate_lm_loss(m, DATA, 8),
-        lambda m: fillers.evaluate_text_nll(m, DATA, 8, None, 2, 1),
+        lambda m: text_runs.evaluate_text_nll(m, DATA, 8, None, 2, 1),
         lambda m: path_star.teacher_forced_accuracy(m, PS_BATCH),
         lambda m: path_star.greedy_answers(m, PS_BATCH),
         lambda m: pointer_runs.evaluate_pointer(m, PT, "none", n_questions=4),

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-import torch
 
 from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.training_hooks import (

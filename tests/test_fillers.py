@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from lib.fillers import evaluate_text_nll, filler_logits, interleave_fillers, masked_lm_loss, validation_windows
+from lib.fillers import interleave_fillers, masked_lm_loss, validation_windows
+from lib.text_runs import evaluate_text_nll, filler_logits
 from lib.model import GPT, GPTConfig
 
 F_ID = 9
@@ -86,3 +87,14 @@ def test_validation_windows_overlap_by_one():
         validation_windows(data, 30, 3)
     with pytest.raises(ValueError):
         validation_windows(data, 5, 0)
+
+
+def test_fillers_import_no_method():
+    """Layers read in one direction: where fillers go and how text is scored knows nothing of dense
+    unrolling; running a method on text (filler_logits, evaluate_text_nll) lives in lib.text_runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lib.fillers as f; assert 'lib.dense' not in sys.modules, 'lib.dense imported'; "
+            "assert not hasattr(f, 'filler_logits'), 'a method runner is still in the task module'")
+    subprocess.run([sys.executable, "-c", code], check=True)

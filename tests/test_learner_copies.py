@@ -3,7 +3,6 @@ docstring, reference import), the solved outputs are kept elsewhere, the checked
 sync, and (slow) every copy runs top to bottom with nothing solved."""
 
 import os
-import re
 
 import nbformat
 import pytest

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lib.model import GPT, GPTConfig
-from lib.path_star import PathStarBatch, PathStarSpec, greedy_answers, path_accuracy, sample_path_star
+from lib.path_star import PathStarSpec, greedy_answers, path_accuracy, sample_path_star
 
 SPEC = PathStarSpec(degree=3, path_len=4, n_nodes=20)
 

@@ -5,13 +5,12 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lib.bench import training_throughput
 from lib.model import GPTConfig
 from lib.paths import CHECKPOINT_PATH, TOKENIZER_PATH
 from lib.prepare import TINY_MODEL, prepare
-from lib.training import TrainConfig, load_gpt, read_checkpoint
+from lib.training import load_gpt, read_checkpoint
 
 
 def test_quick_prepare_command_trains_and_loss_falls(tmp_path):

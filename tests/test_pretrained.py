@@ -3,7 +3,6 @@ temporary folder and loaded back through our loaders. Nothing here touches the n
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Temperature, top-k, top-p and generation (with and without the KV cache)."""
 
-import math
 
 import pytest
 import torch

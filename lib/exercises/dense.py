@@ -87,11 +87,6 @@ def check_continuation_loss(fn: Callable) -> None:
     report(name, 3)
 
 
-def reference_add_dense_vectors(token_embeds: torch.Tensor, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The solution, as the notebook writes it."""
-    return token_embeds + vectors * mask[..., None].to(vectors.dtype)
-
-
 def reference_continuation_loss(logits: torch.Tensor, tokens: torch.Tensor, position: int) -> torch.Tensor:
     """The solution, as the notebook writes it."""
     log_probs = logits[:, position:-1].log_softmax(dim=-1)

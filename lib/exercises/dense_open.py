@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood
+from lib.dense import add_dense_vectors, hidden_and_logits, target_log_likelihood
 from lib.dense_emit import useful_counts as reference_useful_counts  # the solutions, kept in one place
 from lib.dense_selection import selection_gains
 from lib.dense_thoughts import precompute_vectors, unrolled_from
