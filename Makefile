@@ -105,7 +105,7 @@ lock:
 
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+	$(BIN)/jupyter lab notebooks/START_HERE.ipynb --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # The tests start make themselves (make -n, make lab): they must see the Makefile's defaults, not
 # this run's command-line variables (VENV=.venv-py3.13 in CI), which make passes on to its recipes
