@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from lib.checks import check_int, check_token_ids, eval_mode
+from lib.checks import check_int, check_tensor, check_token_ids, eval_mode
 from lib.dense import add_dense_vectors, hidden_and_logits, unrolled_forward
 
 # --------------------------------------------------------------------------- checks
@@ -58,7 +58,7 @@ def budget_rows(
     with ``emit=True`` also ``<|dense|>`` at the positions before each dense token (the model
     learns to write them); -100 everywhere else."""
     _check_rows(prompt, answers)
-    check_token_ids(counts, "counts", ndim=1)
+    check_tensor(counts, "counts", ndim=1, dtype="int")
     if counts.shape[0] != prompt.shape[0]:
         raise ValueError(f"counts has {counts.shape[0]} rows, prompt has {prompt.shape[0]}")
     if counts.numel() and int(counts.min()) < 0:

@@ -24,7 +24,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from lib.checks import check_int, check_token_ids, eval_mode
+from lib.checks import check_int, check_padded_rows, check_token_ids, eval_mode
 from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood, unrolled_forward
 from lib.fillers import masked_lm_loss
 from lib.thought_training import masked_thought_targets
@@ -53,9 +53,7 @@ def insert_random_dense(
     tokens is a longer chain of vectors). Returns ``(tokens, lengths)``, right-padded with
     ``pad_id``. Drawn on the CPU from ``generator``, so every device gets the same places."""
     check_token_ids(tokens, "tokens", ndim=2)
-    check_token_ids(lengths, "lengths", ndim=1)
-    if lengths.shape[0] != tokens.shape[0]:
-        raise ValueError(f"lengths has {lengths.shape[0]} rows, tokens has {tokens.shape[0]}")
+    check_padded_rows(tokens, lengths)
     check_int(n_dense, "n_dense", min=0)
     check_int(first_gap, "first_gap", min=1)
     _check_generator(generator)

@@ -186,7 +186,9 @@ def sampling_explorer(model, tokenizer, prompt: str = "ROMEO:\nWhat", n_new: int
     _draw_distribution(probs, label, title(1.0, tokenizer.vocab_size, 1.0, probs))
     plt.show()
     temperature = w.FloatSlider(value=1.0, min=0.1, max=2.0, step=0.05, description="temperature", continuous_update=False)
-    top_k = w.IntSlider(value=50, min=1, max=200, description="top-k", continuous_update=False)
+    # Starts at the whole vocabulary (nothing cut), matching the static figure above.
+    top_k = w.IntSlider(value=tokenizer.vocab_size, min=1, max=tokenizer.vocab_size, description="top-k",
+                        continuous_update=False)
     top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", continuous_update=False)
     plot, sample = w.Output(), w.Textarea(layout=w.Layout(width="95%", height="80px"), description="sample")
 

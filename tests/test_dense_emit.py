@@ -42,6 +42,8 @@ def test_budget_rows_bad_inputs():
         budget_rows(prompt, answers, torch.tensor([1]), D, PAD, emit=1)
     with pytest.raises(ValueError):
         budget_rows(torch.zeros(1, 0, dtype=torch.long), answers, torch.tensor([1]), D, PAD)
+    with pytest.raises(TypeError, match="counts"):  # counts are numbers of tokens, not token ids
+        budget_rows(prompt, answers, torch.tensor([1.0]), D, PAD)
 
 
 def test_answer_probs_by_budget_matches_an_exact_sequential_forward(model):

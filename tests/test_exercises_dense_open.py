@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from lib.claims import strict
 from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood
 from lib.dense_emit import useful_counts
 from lib.dense_thoughts import unrolled_from
@@ -14,10 +13,7 @@ from lib.exercises.dense_open import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _strict_checkers():
-    with strict():
-        yield
+pytestmark = pytest.mark.usefixtures("strict_checkers")
 
 
 stub = unwritten_exercise

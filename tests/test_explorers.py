@@ -105,6 +105,7 @@ def test_sampling_explorer_reacts(tiny_gpt, tokenizer, redraws):
     box = sampling_explorer(tiny_gpt, tokenizer, "ROMEO:", n_new=5)
     (temperature, top_k, top_p), sample = box.children[0].children, box.children[2]
     assert sample.value.startswith("ROMEO:") and redraws == []  # nothing drawn in the widget until a change
+    assert top_k.value == top_k.max == tokenizer.vocab_size  # starts with nothing cut, like the static figure
     top_k.value = 1  # one token left: the sample is the greedy continuation, whatever the seed
     greedy = sample.value
     temperature.value = 1.5

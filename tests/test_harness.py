@@ -77,10 +77,11 @@ def test_summary_table_and_sentences():
     lines = format_table(summarize(results + long, POINTER_REFS)).splitlines()
     header = next(line for line in lines if "mean" in line)
     end = header.index("mean") + len("mean")
-    for line in lines:
-        if line.split()[0] in ("baseline", "dense", "dense_selected_random"):
-            mean = f"{float(line.split()[1]):.3f}"
-            assert line[end - len(mean):end] == mean, line
+    rows = [line for line in lines if line.split() and line.split()[0] in ("baseline", "dense", "dense_selected_random")]
+    assert sorted(line.split()[0] for line in rows) == ["baseline", "dense", "dense_selected_random"]
+    for line in rows:
+        mean = f"{float(line.split()[1]):.3f}"
+        assert line[end - len(mean):end] == mean, line
 
 
 def test_no_verdict_when_the_baseline_has_not_passed_its_reference():

@@ -85,7 +85,7 @@ def check_unrolled_from(fn: Callable) -> None:
     model = random_tiny_gpt()
     tokens = torch.tensor([[1, 2, _DENSE, _DENSE, 3, 4, _DENSE, 0], [0, _DENSE, 1, 2, 3, _DENSE, 4, 2]])
     gen = torch.Generator().manual_seed(1)
-    stale = torch.randn(2, 8, 12, generator=gen) * (tokens == _DENSE)[..., None]
+    stale = torch.randn(2, 8, model.cfg.d_model, generator=gen) * (tokens == _DENSE)[..., None]
     exact = precompute_vectors(model, tokens, _DENSE)
     cases = [("the exact vectors, depth 0", exact, 0), ("stale vectors, depth 0", stale, 0),
              ("stale vectors, depth 1", stale, 1), ("stale vectors, depth 2", stale, 2)]
