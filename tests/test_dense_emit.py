@@ -42,7 +42,7 @@ def test_budget_rows_bad_inputs():
         budget_rows(prompt, answers, torch.tensor([1]), D, PAD, emit=1)
     with pytest.raises(ValueError):
         budget_rows(torch.zeros(1, 0, dtype=torch.long), answers, torch.tensor([1]), D, PAD)
-    with pytest.raises(TypeError, match="counts"):  # counts are numbers of tokens, not token ids
+    with pytest.raises(TypeError, match="counts"):
         budget_rows(prompt, answers, torch.tensor([1.0]), D, PAD)
 
 

@@ -53,7 +53,7 @@ def test_insert_random_dense_bad_inputs():
     with pytest.raises(ValueError):
         insert_random_dense(tokens, lengths[:2], 1, D, PAD, gen)
     with pytest.raises(ValueError, match="length"):  # a length past the row's width
-        insert_random_dense(tokens, lengths + tokens.shape[1], 1, D, PAD, gen)
+        insert_random_dense(tokens, lengths + tokens.shape[1], 0, D, PAD, gen)  # n_dense 0: checked up front
     with pytest.raises(ValueError):
         insert_random_dense(tokens, lengths, -1, D, PAD, gen)
     with pytest.raises(TypeError):

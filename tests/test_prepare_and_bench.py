@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from lib.bench import training_throughput
-from lib.model import GPTConfig
+from lib.machine import training_flops
+from lib.model import GPT, GPTConfig
 from lib.paths import CHECKPOINT_PATH, TOKENIZER_PATH
 from lib.prepare import TINY_MODEL, prepare
 from lib.training import load_gpt, read_checkpoint
@@ -52,6 +53,11 @@ def test_training_throughput_reports_every_figure():
     # the fraction is the two rates divided, and a training loop cannot beat the matmul peak by much
     assert out["train_fraction_of_peak"] == pytest.approx(out["train_flops_per_s_ours"] / out["matmul_peak_flops_per_s"])
     assert out["train_fraction_of_peak"] < 2.0
+    # 6N counts every parameter but the two looked-up tables (token and position), plus attention
+    model = GPT(cfg)
+    multiplied = sum(p.numel() for n, p in model.named_parameters() if n not in ("embed.W_E", "pos_embed.W_pos"))
+    per_token = out["train_flops_per_s_ours"] / out["train_tokens_per_s_ours"]
+    assert per_token == pytest.approx(training_flops(multiplied, 1, cfg.n_layers, cfg.n_ctx, cfg.d_model))
     with pytest.raises(ValueError):
         training_throughput(cfg, steps=0)
 
