@@ -358,20 +358,24 @@ def test_an_explorer_reacts_to_its_control_in_a_real_browser(lab, tmp_path):
         driver.get(f"{lab.base}/lab/tree/{urllib.parse.quote(name)}?token={lab.token}")
         # JupyterLab re-renders while it starts: elements found a moment ago may be replaced (stale)
         wait = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
-        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")))
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
-                   and "No Kernel" not in d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName").text)
+        # Only the visible notebook: JupyterLab may restore tabs an earlier test opened (the
+        # screenshot test's notebook) behind this one, hidden, and a hidden cell is never clickable.
+        panel = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+        kernel_name = f"{panel} .jp-NotebookPanel-toolbar .jp-Toolbar-kernelName"
+        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, f"{panel} .jp-Cell .cm-content")))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, kernel_name)
+                   and "No Kernel" not in d.find_element(By.CSS_SELECTOR, kernel_name).text)
 
-        label_css = ".jp-OutputArea .explorer-caption"
+        label_css = f"{panel} .jp-OutputArea .explorer-caption"
 
         def cell_has_run(d) -> bool:
             # Shift+Enter sent while JupyterLab is still wiring the kernel can be lost (measured: the
             # cause of this test's timeouts), so send it again for as long as the cell was never queued.
             if "tokens for" in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, label_css)):
                 return True
-            prompt = d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .jp-InputPrompt").text.strip()
+            prompt = d.find_element(By.CSS_SELECTOR, f"{panel} .jp-Cell .jp-InputPrompt").text.strip()
             if prompt in ("", "[ ]:"):
-                editor = d.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")
+                editor = d.find_element(By.CSS_SELECTOR, f"{panel} .jp-Cell .cm-content")
                 editor.click()
                 editor.send_keys(Keys.SHIFT, Keys.ENTER)
             return False
@@ -379,7 +383,7 @@ def test_an_explorer_reacts_to_its_control_in_a_real_browser(lab, tmp_path):
         WebDriverWait(driver, 120, poll_frequency=3, ignored_exceptions=(StaleElementReferenceException,)).until(cell_has_run)
         before = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, label_css))
         def type_text(d) -> bool:
-            box = d.find_element(By.CSS_SELECTOR, ".jp-OutputArea .widget-textarea textarea")
+            box = d.find_element(By.CSS_SELECTOR, f"{panel} .jp-OutputArea .widget-textarea textarea")
             box.click()
             box.send_keys(Keys.END, " and a much longer text that has many more tokens in it")
             return True
