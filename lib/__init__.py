@@ -13,7 +13,8 @@ the order the course meets them:
 - **tasks**: ``pointer_task`` (05), ``path_star`` (07), ``references`` (the line each task's
   runs must beat);
 - **experiments**: ``prepare`` (the shipped tokenizer and checkpoint), ``pretrained``,
-  ``pointer_runs`` (05), ``text_runs`` (08), ``thoughts_bench``, ``harness`` (08), ``bench``;
+  ``pointer_runs`` (05), ``text_runs`` (08), ``thoughts_bench``, ``harness`` (08), ``stored_checks``
+  (the stored results against the code, on any CPU), ``bench``;
 - **exercises**: ``lib.exercises`` (checkers per notebook, the learner copies' generator).
 """
 

@@ -118,17 +118,26 @@ def bpe_training_seconds(vocab_size: int = 2048) -> float:
     return time.perf_counter() - start
 
 
-def run_all() -> dict[str, float]:
+# --smoke: every figure, measured on models and inputs so small that the run takes seconds. The
+# numbers mean nothing; the test suite runs this to check the benchmark works, on a loaded machine too.
+SMOKE_CFG = GPTConfig(d_vocab=64, n_ctx=16, d_model=32, n_layers=1, n_heads=2, d_head=16, d_mlp=64)
+
+
+def run_all(smoke: bool = False) -> dict[str, float]:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    results: dict[str, float] = {"torch_threads": torch.get_num_threads()}
-    results.update(training_throughput())
-    results["bpe_train_seconds"] = bpe_training_seconds()
+    results: dict[str, float] = {"torch_threads": torch.get_num_threads(), "smoke": smoke}
+    if smoke:
+        results.update(training_throughput(SMOKE_CFG, batch_size=2, steps=1, rounds=1))
+        results["bpe_train_seconds"] = bpe_training_seconds(vocab_size=300)
+    else:
+        results.update(training_throughput())
+        results["bpe_train_seconds"] = bpe_training_seconds()
     try:
         from lib.thoughts_bench import insertion_round_benchmark
     except ImportError:
         pass
     else:
-        thoughts = insertion_round_benchmark()
+        thoughts = insertion_round_benchmark(SMOKE_CFG, batch_size=2, repeats=1) if smoke else insertion_round_benchmark()
         results.update({k: float(v) for k, v in thoughts.items() if isinstance(v, (int, float))})
     return results
 
@@ -241,12 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--course", action="store_true", help="time every notebook under nbval instead")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the benchmark runs; the figures mean nothing")
     parser.add_argument(
         "--notebooks-dir", type=Path, default=None, help="with --course: where the notebooks are (default: notebooks/)"
     )
     args = parser.parse_args(argv)
     if args.notebooks_dir is not None and not args.course:
         parser.error("--notebooks-dir only makes sense with --course")
+    if args.smoke and args.course:
+        parser.error("--smoke times the library benchmarks; --course runs the notebooks")
     if args.course:
         notebook_dir = args.notebooks_dir if args.notebooks_dir is not None else REPO_ROOT / "notebooks"
         if not notebook_dir.is_dir():
@@ -258,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         # Keep stdout for the one JSON object: libraries print notes while the models are built
         # (TransformerLens: "Changing model dtype to torch.float32"); send those to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            results = run_all()
+            results = run_all(smoke=args.smoke)
     else:
-        results = run_all()
+        results = run_all(smoke=args.smoke)
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return 0

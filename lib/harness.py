@@ -22,7 +22,7 @@ scored); ``thoughts`` (learned thought insertion, notebook 06's recipe, thoughts
 task's fillers may go). Path-star also runs ``reversed`` (the baseline on reversed answers): a
 reference, not a method.
 
-The design notes' open questions (issue 11; :data:`NEW_METHODS`, on pointer chasing and text;
+The design notes' open questions (:data:`NEW_METHODS`, on pointer chasing and text;
 path-star does not run them): ``dense_selected`` (dense tokens at random places, each step's
 windows kept where one pass of candidate vectors helped most, trained with cross-entropy + 1 x
 the dense-token loss, :mod:`lib.dense_selection`), ``dense_selected_l0`` / ``dense_selected_l3``
@@ -70,7 +70,7 @@ TASKS: tuple[str, ...] = ("shakespeare", "pointer", "path_star")
 METHODS: tuple[str, ...] = (
     "baseline", "pause", "dense", "looped", "deeper", "pause_deeper", "encdec", "planning", "planning_scored", "thoughts",
 )
-# The design notes' open questions (issue 11; lib.dense_selection, lib.dense_emit, lib.dense_thoughts).
+# The design notes' open questions (lib.dense_selection, lib.dense_emit, lib.dense_thoughts).
 # dense_selected: random dense places, the windows where they helped kept, lam = 1 on the dense-token
 # loss; _l0 / _l3: lam = 0 / 3; _random: the same lam = 1 on windows kept at random (the control
 # that separates the selection from the loss).
@@ -148,6 +148,7 @@ class CellResult:
     extra: dict = field(default_factory=dict)
 
 
+OPENING_STEPS = 30  # training losses kept per run, compared by lib.stored_checks
 THOUGHT_BUDGET = 2  # thoughts a model may place per row at evaluation (pause/dense get at most 2 fillers too)
 PLANNING = dict(lam=1.0, kind="cosine")  # notebook 07's best arm
 LOOPS = 3  # the looped control runs its block as many times as dense depth 2 runs the model
@@ -393,7 +394,7 @@ def run_pointer(method: str, seed: int, size: Size, device: torch.device | str =
                       time.perf_counter() - start, extra)
 
 
-# --------------------------------------------------------------------------- the open questions (issue 11)
+# --------------------------------------------------------------------------- the design notes' open questions
 SELECT_POOL = 2  # dense_selected: candidate windows drawn per kept window
 SELECT_SPAN = 4  # the dense-token loss scores this many tokens after each dense token
 ADAPTIVE_THRESHOLD = 0.5  # dense_adaptive: the answer probability a budget must reach to count as enough
@@ -712,7 +713,18 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
     """The learning-rate sweep on ``size.sweep_seed`` (chosen on the validation split), then every
     seed at the chosen rate. Every run comes back, ``extra["role"]`` saying which is which:
     ``"final"`` (a seed at the chosen rate: what is reported) or ``"sweep"`` (a rate not chosen)."""
-    info, runner = TASK_INFO[task], RUNNERS[task]
+    info = TASK_INFO[task]
+
+    def runner(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+        # Every run keeps its opening losses: the check that a stored file comes from this code
+        # on a CPU that cannot reproduce its last digits (lib.stored_checks).
+        from lib.training import trace_losses
+
+        with trace_losses(OPENING_STEPS) as trace:
+            result = RUNNERS[task](method, seed, size, device, lr=lr)
+        result.extra["opening_losses"] = trace.losses
+        return result
+
     sweep = [runner(method, size.sweep_seed, size, device, lr=lr) for lr in size.lrs] if len(size.lrs) > 1 else []
     if sweep:
         key = (lambda r: r.val_value) if info.higher_is_better else (lambda r: -r.val_value)

@@ -8,8 +8,10 @@ own models and losses with the same loop and the same schedule.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +41,38 @@ def make_reproducible(seed: int = 0, threads: int = 2) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+SEED_ENV = "COURSE_SEED"
+_MAX_SEED = 10**6
+
+
+def course_seeds(n: int) -> list[int]:
+    """The seeds of a notebook's training runs: ``0 .. n-1``, or ``s .. s+n-1`` when ``COURSE_SEED=s``.
+
+    Only training runs (model initialisation, batch order) take their seeds from here; data,
+    untrained models and evaluation sets keep fixed seeds of their own. Re-running a notebook
+    with ``COURSE_SEED=10`` therefore changes every number a training run produces and nothing
+    else: each claim must still hold, and every output nbval compares must stay the same
+    (``make test`` runs the notebooks exactly that way).
+    """
+    checks.check_int(n, "n", min=1)
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        first = 0
+    else:
+        try:
+            first = int(raw)
+        except ValueError:
+            raise ValueError(f"{SEED_ENV} must be a whole number such as 10, got {raw!r}") from None
+        if not 0 <= first <= _MAX_SEED:
+            raise ValueError(f"{SEED_ENV} must lie in [0, {_MAX_SEED}], got {first}")
+    return list(range(first, first + n))
+
+
+def course_seed() -> int:
+    """The seed of a notebook's one training run: ``course_seeds(1)[0]`` (0 unless ``COURSE_SEED`` is set)."""
+    return course_seeds(1)[0]
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -105,6 +139,63 @@ class History:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class _TraceFull(Exception):
+    """Raised inside train() to stop a run once its trace has the steps it asked for."""
+
+
+@dataclass
+class LossTrace:
+    """The first ``steps`` training losses recorded by :func:`train` inside :func:`trace_losses`."""
+
+    steps: int
+    stop: bool
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def full(self) -> bool:
+        return len(self.losses) >= self.steps
+
+
+_traces: list[LossTrace] = []
+
+
+@contextlib.contextmanager
+def trace_losses(steps: int, stop: bool = False):
+    """Record the first ``steps`` training losses of whatever :func:`train` runs inside the block.
+
+    With ``stop=True`` that run ends right after them, and the block exits quietly: the start of a
+    long run costs only its first steps. The opening losses of a run are its fingerprint: they
+    depend on the code, the seed and the data order, and they agree across CPUs in their first
+    digits, while the last digits of a long run do not (the stored results' provenance check in
+    lib.harness relies on both facts).
+
+        with trace_losses(30, stop=True) as trace:
+            RUNNERS["pointer"]("dense", 1, MEDIUM)
+        trace.losses  # 30 floats
+    """
+    checks.check_int(steps, "steps", min=1)
+    checks.check_bool(stop, "stop")
+    trace = LossTrace(steps, stop)
+    _traces.append(trace)
+    try:
+        yield trace
+    except _TraceFull:
+        if not (trace.stop and trace.full):
+            raise
+    finally:
+        _traces.remove(trace)
+
+
+def _record(loss: float) -> None:
+    stop = False
+    for trace in _traces:
+        if not trace.full:
+            trace.losses.append(loss)
+            stop = stop or (trace.full and trace.stop)
+    if stop:
+        raise _TraceFull()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -198,6 +289,8 @@ def _train_loop(model, batch_fn, cfg: TrainConfig, loss_fn, val_fn, opt) -> Hist
             # Clipping the global norm bounds the size of any one update after a rare bad batch.
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if _traces:
+            _record(loss.item())
         if step % cfg.log_interval == 0 or step == cfg.max_steps - 1:
             history.steps.append(step)
             history.train_loss.append(loss.item())

@@ -9,7 +9,7 @@ import json
 from lib import bench
 
 
-def _noisy_run_all() -> dict[str, float]:
+def _noisy_run_all(smoke: bool = False) -> dict[str, float]:
     print("Changing model dtype to torch.float32")
     return {"torch_threads": 2, "train_speed_ratio_vs_tl": 1.2}
 
@@ -27,3 +27,14 @@ def test_table_output_keeps_the_notes_on_stdout(monkeypatch, capsys):
     assert bench.main([]) == 0
     out = capsys.readouterr().out
     assert "Changing model dtype" in out and "train_speed_ratio_vs_tl" in out
+
+
+def test_smoke_flag_reaches_the_run_and_refuses_course(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(bench, "run_all", lambda smoke=False: seen.append(smoke) or {"smoke": smoke})
+    assert bench.main(["--json", "--smoke"]) == 0
+    assert seen == [True] and json.loads(capsys.readouterr().out) == {"smoke": True}
+    import pytest
+
+    with pytest.raises(SystemExit):
+        bench.main(["--smoke", "--course"])

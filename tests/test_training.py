@@ -180,3 +180,54 @@ def test_make_reproducible_checks_threads():
     make_reproducible(3, threads=1)
     assert torch.equal(a, torch.rand(3))
     assert torch.are_deterministic_algorithms_enabled()
+
+
+# --------------------------------------------------------------------------- seeds and opening losses
+def test_course_seeds_follow_course_seed(monkeypatch):
+    from lib.training import course_seed, course_seeds
+
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert course_seeds(3) == [0, 1, 2] and course_seed() == 0
+    monkeypatch.setenv("COURSE_SEED", "10")
+    assert course_seeds(3) == [10, 11, 12] and course_seed() == 10
+    monkeypatch.setenv("COURSE_SEED", " ")
+    assert course_seeds(2) == [0, 1]
+    for bad in ("ten", "-1", "1.5", "10000000"):
+        monkeypatch.setenv("COURSE_SEED", bad)
+        with pytest.raises(ValueError, match="COURSE_SEED"):
+            course_seeds(3)
+    with pytest.raises(ValueError, match="n"):
+        course_seeds(0)
+
+
+def _tiny_run(steps=12, lr=3e-3, seed=0):
+    torch.manual_seed(seed)
+    cfg = GPTConfig(d_vocab=16, n_ctx=8, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)
+    model = GPT(cfg)
+    data = torch.randint(0, 16, (400,), generator=torch.Generator().manual_seed(1))
+    batches = lm_batch_fn(data, 4, 8, seed=seed)
+    return train(model, batches, TrainConfig(max_steps=steps, lr=lr, warmup_steps=2, progress=False, log_interval=1))
+
+
+def test_trace_losses_records_the_opening_steps_and_can_stop_the_run():
+    from lib.training import trace_losses
+
+    full = _tiny_run()
+    with trace_losses(5) as trace:
+        again = _tiny_run()
+    assert trace.losses == full.train_loss[:5] and again.train_loss == full.train_loss  # recording changes nothing
+    with trace_losses(5, stop=True) as stopped:
+        _tiny_run()  # ends after 5 steps, quietly
+    assert stopped.losses == full.train_loss[:5]
+    with trace_losses(5) as other:
+        _tiny_run(lr=1e-3)
+    assert max(abs(a - b) for a, b in zip(other.losses, trace.losses)) > 1e-4  # another rate opens differently
+    with trace_losses(50, stop=True) as short:  # a run shorter than the trace: it ends normally
+        _tiny_run()
+    assert len(short.losses) == 12 and not short.full
+    with pytest.raises(ValueError, match="steps"):
+        with trace_losses(0):
+            pass
+    with pytest.raises(RuntimeError, match="inside"):  # other errors pass through the block
+        with trace_losses(3, stop=True):
+            raise RuntimeError("inside")
