@@ -44,7 +44,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # (tests/test_lab_smoke.py starts the course through this very target, on 127.0.0.1).
 LAB_ARGS ?=
 
-# Notebook claims (lib/claims.py) raise when false only in strict mode: on for tests and stored
+# Notebook claims (lib/core/claims.py) raise when false only in strict mode: on for tests and stored
 # outputs, off in `make lab`, where a learner who changes a seed sees a ✗ line instead of a traceback.
 test test-lib test-notebooks execute bench-course: export COURSE_STRICT := 1
 # The tests run the notebooks with other training seeds than their stored outputs were made with
@@ -134,14 +134,14 @@ execute: $(STAMP)
 	cd $(dir $(NB)) && $(abspath $(BIN))/jupyter nbconvert --to notebook --execute --inplace $(notdir $(NB)) --ExecutePreprocessor.timeout=900
 
 bench: $(STAMP)
-	$(BIN)/python -m lib.bench
+	$(BIN)/python -m lib.experiments.bench
 
-# Every notebook under nbval, one at a time, timed: the whole-course budget (python -m lib.bench --course --json)
+# Every notebook under nbval, one at a time, timed: the whole-course budget (python -m lib.experiments.bench --course --json)
 bench-course: $(STAMP)
-	$(BIN)/python -m lib.bench --course
+	$(BIN)/python -m lib.experiments.bench --course
 
 prepare: $(STAMP)
-	$(BIN)/python -m lib.prepare
+	$(BIN)/python -m lib.experiments.prepare
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

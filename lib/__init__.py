@@ -1,21 +1,18 @@
 """Helpers for the course "Beyond next-token prediction".
 
-Each module holds one idea and is imported by the notebooks, e.g. ``from lib.model import GPT``.
-Everything here is tested in ``tests/``. Layers, each importing only the ones above it, modules in
-the order the course meets them:
+Each layer is a folder; each module in it holds one idea and is imported by the notebooks, e.g.
+``from lib.core.model import GPT`` or ``from lib.methods.dense import unrolled_forward``. Everything
+here is tested in ``tests/``. The layers, each importing only the ones before it (checked by
+``tests/test_layers.py``):
 
-- **foundation** (notebooks 01-04): ``checks`` (argument checks, ``eval_mode``, atomic writes),
-  ``paths``, ``data``, ``bpe`` (01), ``sampling`` (02), ``model`` (03), ``training`` and
-  ``interp`` (04), ``plotting``, ``token_plot``, ``stats``, ``claims``, ``machine``;
-- **methods**: ``dense``, ``looped``, ``dense_selection`` and ``dense_emit`` (05), ``fillers``
-  (pause/dense fillers in text), ``thoughts``, ``thought_training`` and ``dense_thoughts`` (06),
-  ``future_loss`` and ``encdec`` (07);
-- **tasks**: ``pointer_task`` (05), ``path_star`` (07), ``references`` (the line each task's
-  runs must beat);
-- **experiments**: ``prepare`` (the shipped tokenizer and checkpoint), ``pretrained``,
-  ``pointer_runs`` (05), ``text_runs`` (08), ``thoughts_bench``, ``harness`` (08), ``stored_checks``
-  (the stored results against the code, on any CPU), ``bench``;
-- **exercises**: ``lib.exercises`` (checkers per notebook, the learner copies' generator).
+- ``lib.core``: the foundation (notebooks 01-04): checks, paths, data, BPE, sampling, the model,
+  training, hooks, plots, statistics, claims, the machine, provenance;
+- ``lib.tasks``: pointer chasing (05), path-star (07) and the reference lines each task's runs must beat;
+- ``lib.methods``: dense tokens, looped blocks, fillers, thought insertion, dense thoughts,
+  selection, emission (05, 06, 09), the future loss and the encoder-decoder (07);
+- ``lib.experiments``: the shipped assets, pretrained models, explorers, the runs of 05 and 08,
+  the harness (a package: tasks and arms in registries), stored-result checks, benchmarks;
+- ``lib.exercises``: checkers per notebook and the learner copies' generator.
 """
 
 import warnings

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.claims import strict
+from lib.core.claims import strict
 
 
 @pytest.fixture

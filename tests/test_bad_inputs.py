@@ -19,9 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lib import bpe, encdec, fillers, future_loss, interp, model, path_star, plotting, pointer_runs, pointer_task, text_runs  # noqa: E402
-from lib import references, sampling, stats, token_plot, training  # noqa: E402
-from lib.looped import LoopedGPT  # noqa: E402
+from lib.core import bpe, interp, model, plotting, sampling, stats, token_plot, training  # noqa: E402
+from lib.experiments import pointer_runs, text_runs  # noqa: E402
+from lib.methods import encdec, fillers, future_loss  # noqa: E402
+from lib.tasks import path_star, pointer_task, references  # noqa: E402
+from lib.methods.looped import LoopedGPT  # noqa: E402
 
 V, CTX = 20, 12
 CFG = model.GPTConfig(d_vocab=V, n_ctx=CTX, d_model=8, n_layers=2, n_heads=2, d_head=4, d_mlp=16)
@@ -479,7 +481,7 @@ def test_unicode_edge_cases_round_trip(text):
 
 
 def test_prepare_leaves_no_file_behind_when_training_fails(tmp_path, monkeypatch):
-    from lib import prepare
+    from lib.experiments import prepare
 
     (tmp_path / "tokenizer.json").write_text("old tokenizer")
     tiny = model.GPTConfig(d_vocab=260, n_ctx=8, d_model=8, n_layers=1, n_heads=2, d_head=4, d_mlp=16)

@@ -1,4 +1,4 @@
-"""``python -m lib.bench --course``: the whole-course time budget.
+"""``python -m lib.experiments.bench --course``: the whole-course time budget.
 
 The real notebooks are not run here (``make bench-course`` does that); a temporary notebook folder
 and a fake per-notebook runner check the argument parsing, the JSON shape and the exit code, and
@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import lib.bench as bench
-from lib.paths import REPO_ROOT
+import lib.experiments.bench as bench
+from lib.core.paths import REPO_ROOT
 
 
 def tiny_notebook(path: Path, stored_output: str) -> Path:
@@ -49,7 +49,7 @@ def test_makefile_runs_notebooks_with_the_same_nbval_flags():
     makefile = (REPO_ROOT / "Makefile").read_text()
     flags = re.search(r"^NBVAL_FLAGS\s*:=\s*(.+)$", makefile, re.M).group(1)
     assert tuple(shlex.split(flags)) == bench.NBVAL_FLAGS
-    assert re.search(r"^bench-course:.*\n\t.*-m lib\.bench --course", makefile, re.M)
+    assert re.search(r"^bench-course:.*\n\t.*-m lib\.experiments\.bench --course", makefile, re.M)
     command = bench.nbval_command("notebooks/01_tokenization.ipynb")
     assert command[:3] == [sys.executable, "-m", "pytest"] and Path(command[3]).is_absolute()
     assert "no:cacheprovider" in command
@@ -123,7 +123,7 @@ def test_main_rejects_bad_arguments(argv, capsys):
 def test_course_command_runs_nbval_for_real(course_dir):
     """Two tiny notebooks through real nbval, one pytest process each (about 10 s here)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lib.bench", "--course", "--json", "--notebooks-dir", str(course_dir)],
+        [sys.executable, "-m", "lib.experiments.bench", "--course", "--json", "--notebooks-dir", str(course_dir)],
         capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -142,7 +142,7 @@ def test_makefile_and_course_bench_pin_the_cpu_code_path():
     exported = dict(re.findall(r"^export (\w+) := (\S+)$", makefile, flags=re.M))
     for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"):
         assert name in bench.PINNED_ENV
-    assert {k: exported[k] for k in bench.PINNED_ENV} == bench.PINNED_ENV, "lib.bench pins what the Makefile exports"
+    assert {k: exported[k] for k in bench.PINNED_ENV} == bench.PINNED_ENV, "lib.experiments.bench pins what the Makefile exports"
 
 
 def test_run_notebook_check_runs_nbval_with_the_pinned_environment(monkeypatch):

@@ -1,4 +1,4 @@
-"""`python -m lib.bench --json` prints exactly one JSON object on stdout, whatever the libraries
+"""`python -m lib.experiments.bench --json` prints exactly one JSON object on stdout, whatever the libraries
 print while the benchmark runs (the run itself is replaced by a stub that prints, as
 TransformerLens does; tests/test_prepare_and_bench.py runs the real one, marked slow)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from lib import bench
+from lib.experiments import bench
 
 
 def _noisy_run_all(smoke: bool = False) -> dict[str, float]:

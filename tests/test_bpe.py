@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.bpe import (
+from lib.core.bpe import (
     SPECIAL_TOKENS,
     BPETokenizer,
     compare_with_hf_tokenizers,
@@ -17,7 +17,7 @@ from lib.bpe import (
     gpt2_files,
     merge_pair,
 )
-from lib.paths import shakespeare_text
+from lib.core.paths import shakespeare_text
 
 SMALL_TEXT = shakespeare_text()[:20_000]
 

@@ -1,4 +1,4 @@
-"""lib.checks: one convention (TypeError for the kind of a value, ValueError for its value), every
+"""lib.core.checks: one convention (TypeError for the kind of a value, ValueError for its value), every
 message naming the argument; eval_mode restores the mode on error; atomic_path never leaves half a file."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from lib import checks
+from lib.core import checks
 
 
 @pytest.mark.parametrize(

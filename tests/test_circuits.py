@@ -1,4 +1,4 @@
-"""lib.circuits: the repeated-token task, the attention-only model, the head scores and ablations,
+"""lib.experiments.circuits: the repeated-token task, the attention-only model, the head scores and ablations,
 and (slow) that training forms a previous-token head and an induction head whose ablation hurts."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from lib.circuits import (
+from lib.experiments.circuits import (
     BOS,
     AttnOnlyTransformer,
     InductionConfig,
@@ -142,7 +142,7 @@ def test_training_forms_a_previous_token_head_and_an_induction_head():
     """The notebook's claims, at the notebook's settings: both heads form, and removing the
     previous-token head, or the induction heads, raises the loss on the repeated half by over a nat
     while the first half stays near chance."""
-    from lib.circuits import NOTEBOOK_CONFIG, NOTEBOOK_LR, NOTEBOOK_STEPS
+    from lib.experiments.circuits import NOTEBOOK_CONFIG, NOTEBOOK_LR, NOTEBOOK_STEPS
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

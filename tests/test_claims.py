@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.claims import ClaimFailed, claim, is_strict, strict
+from lib.core.claims import ClaimFailed, claim, is_strict, strict
 
 
 def test_true_claim_prints_a_tick_with_its_numbers(capsys):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from lib.bench import bpe_training_seconds
-from lib.data import TokenizedCorpus, load_tokenizer, shakespeare_corpus, split_text, tokenize_corpus
+from lib.experiments.bench import bpe_training_seconds
+from lib.core.data import TokenizedCorpus, load_tokenizer, shakespeare_corpus, split_text, tokenize_corpus
 from lib.exercises import ExerciseFailed, call_learner, expect, expect_close, report
-from lib.paths import DATA_DIR, SHAKESPEARE_PATH, shakespeare_text
+from lib.core.paths import DATA_DIR, SHAKESPEARE_PATH, shakespeare_text
 
 
 def test_shakespeare_text_and_errors(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from lib.dense import (
+from lib.methods.dense import (
     add_dense_vectors,
     continuation_loss,
     dense_embed_hook,
@@ -25,7 +25,7 @@ from lib.dense import (
     unrolled_forward,
     unrolled_loss,
 )
-from lib.model import GPT, GPTConfig
+from lib.core.model import GPT, GPTConfig
 
 DENSE = 7
 CFG = dict(d_vocab=10, n_ctx=12, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)

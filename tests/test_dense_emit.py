@@ -1,15 +1,15 @@
-"""lib.dense_emit: budgets of dense tokens, the counts scoring finds useful, free generation."""
+"""lib.methods.dense_emit: budgets of dense tokens, the counts scoring finds useful, free generation."""
 
 import pytest
 import torch
 
-from lib.dense import sequential_forward
-from lib.dense_emit import (
+from lib.methods.dense import sequential_forward
+from lib.methods.dense_emit import (
     AdaptiveAnswers, adaptive_accuracy, answer_probs_by_budget, budget_rows, fixed_budget_accuracy, generate_adaptive,
     train_adaptive, train_fixed_budget, useful_counts,
 )
-from lib.model import GPT, GPTConfig
-from lib.pointer_task import PointerSpec, pointer_model_config
+from lib.core.model import GPT, GPTConfig
+from lib.tasks.pointer_task import PointerSpec, pointer_model_config
 
 D, PAD = 9, 10
 

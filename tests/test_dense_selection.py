@@ -1,14 +1,14 @@
-"""lib.dense_selection: random dense places, the windows where they helped, the dense-token loss."""
+"""lib.methods.dense_selection: random dense places, the windows where they helped, the dense-token loss."""
 
 import pytest
 import torch
 
-from lib.dense import unrolled_forward
-from lib.dense_selection import (
+from lib.methods.dense import unrolled_forward
+from lib.methods.dense_selection import (
     after_dense_mask, dense_targets, dense_token_loss, insert_random_dense, select_rows, selected_dense_loss,
     selection_gains,
 )
-from lib.model import GPT, GPTConfig
+from lib.core.model import GPT, GPTConfig
 
 D = 9  # the dense id of the toy vocabulary
 PAD = 10

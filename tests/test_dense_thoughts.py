@@ -1,12 +1,12 @@
-"""lib.dense_thoughts: notebook 06's episodes with thoughts that carry vectors."""
+"""lib.methods.dense_thoughts: notebook 06's episodes with thoughts that carry vectors."""
 
 import pytest
 import torch
 
-from lib.dense import sequential_forward
-from lib.dense_thoughts import DenseView, precompute_vectors, round_table, train_dense_thinker, unrolled_from
-from lib.model import GPT, GPTConfig
-from lib.thoughts import fast_forward, plain_batch, run_episode
+from lib.methods.dense import sequential_forward
+from lib.methods.dense_thoughts import DenseView, precompute_vectors, round_table, train_dense_thinker, unrolled_from
+from lib.core.model import GPT, GPTConfig
+from lib.methods.thoughts import fast_forward, plain_batch, run_episode
 
 D, PAD = 9, 10
 

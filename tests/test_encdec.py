@@ -5,7 +5,7 @@ the parameter-matched baselines."""
 import pytest
 import torch
 
-from lib.encdec import (
+from lib.methods.encdec import (
     EncDecConfig,
     EncDecOutput,
     EncoderDecoderGPT,
@@ -14,10 +14,10 @@ from lib.encdec import (
     gpt_same_layers,
     planning_loss_fn,
 )
-from lib.future_loss import LearnableNormFutureLoss, future_loss
-from lib.model import GPT, GPTConfig
-from lib.path_star import PathStarSpec, greedy_answers, path_accuracy, sample_path_star
-from lib.sampling import generate
+from lib.methods.future_loss import LearnableNormFutureLoss, future_loss
+from lib.core.model import GPT, GPTConfig
+from lib.tasks.path_star import PathStarSpec, greedy_answers, path_accuracy, sample_path_star
+from lib.core.sampling import generate
 
 CFG = EncDecConfig(d_vocab=23, n_ctx=12, d_model=16, n_enc_layers=2, n_dec_layers=2, n_heads=2, d_head=8, d_mlp=32)
 
@@ -287,7 +287,7 @@ def test_bad_inputs():
 
 
 def test_build_variant_and_ce_loss_fn():
-    from lib.encdec import VARIANTS, build_variant, ce_loss_fn
+    from lib.methods.encdec import VARIANTS, build_variant, ce_loss_fn
 
     t = tokens()
     counts = {}

@@ -31,7 +31,7 @@ import nbformat
 import pytest
 import torch
 
-from lib.claims import strict
+from lib.core.claims import strict
 from lib.exercises import ExerciseFailed
 from lib.exercises.catalog import EXERCISES as CATALOG
 from lib.exercises.learner import BEGIN, END, NOTEBOOK_DIR, solved_notebooks, strip_solutions

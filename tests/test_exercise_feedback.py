@@ -5,7 +5,7 @@ largest difference shown, no raw TypeError/ValueError on a wrong return type, an
 import pytest
 import torch
 
-from lib.claims import strict
+from lib.core.claims import strict
 from lib.exercises import ExerciseFailed, checker, describe_mismatch, expect_close
 from lib.exercises.catalog import EXERCISES
 from lib.exercises.tokenization import check_merge_pair, reference_merge_pair

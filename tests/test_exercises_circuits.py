@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lib.circuits import stripe_score
-from lib.claims import strict
+from lib.experiments.circuits import stripe_score
+from lib.core.claims import strict
 from lib.exercises import ExerciseFailed
 from lib.exercises.circuits import check_attention_at_offset, reference_attention_at_offset
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lib.dense import continuation_loss, hidden_and_logits, shift_to_next_position, unrolled_forward
+from lib.methods.dense import continuation_loss, hidden_and_logits, shift_to_next_position, unrolled_forward
 from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.dense import (
     check_add_dense_vectors,

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lib.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood
-from lib.dense_emit import useful_counts
-from lib.dense_thoughts import unrolled_from
+from lib.methods.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood
+from lib.methods.dense_emit import useful_counts
+from lib.methods.dense_thoughts import unrolled_from
 from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.catalog import EXERCISES
 from lib.exercises.dense_open import (
@@ -76,4 +76,4 @@ def test_unrolled_from_checker():
 
     with pytest.raises(ExerciseFailed, match="stale vectors, depth 1"):
         check_unrolled_from(unshifted)
-    assert shift_to_next_position is not None  # the helper a learner needs is importable from lib.dense
+    assert shift_to_next_position is not None  # the helper a learner needs is importable from lib.methods.dense

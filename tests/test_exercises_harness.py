@@ -4,7 +4,7 @@ import pytest
 
 from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.harness import check_verdict, check_widest_within, reference_widest_within
-from lib.stats import verdict
+from lib.core.stats import verdict
 
 
 pytestmark = pytest.mark.usefixtures("strict_checkers")

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from lib.exercises import ExerciseFailed
 from lib.exercises.logits import check_greedy_generate, check_softmax, check_temperature, check_top_k, check_top_p
 from lib.exercises.transformer import check_block, check_causal_attention, check_layer_norm, check_mlp
-from lib.model import GPT, GPTConfig
-from lib.sampling import apply_temperature, top_k_filter, top_p_filter
+from lib.core.model import GPT, GPTConfig
+from lib.core.sampling import apply_temperature, top_k_filter, top_p_filter
 
 
 pytestmark = pytest.mark.usefixtures("strict_checkers")

@@ -5,7 +5,7 @@ import torch
 
 from lib.exercises import ExerciseFailed, unwritten_exercise
 from lib.exercises.thoughts import check_insert_tokens, check_insertion_gain, check_thought_ranks
-from lib.thoughts import insert_tokens, thought_ranks
+from lib.methods.thoughts import insert_tokens, thought_ranks
 
 
 pytestmark = pytest.mark.usefixtures("strict_checkers")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.bpe import get_pair_counts, merge_pair
+from lib.core.bpe import get_pair_counts, merge_pair
 from lib.exercises import ExerciseFailed
 from lib.exercises.tokenization import check_apply_merges, check_get_pair_counts, check_merge_pair
 

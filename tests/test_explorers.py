@@ -1,4 +1,4 @@
-"""lib.explorers: the pure functions behind each explorer, and each explorer built, drawn once
+"""lib.experiments.explorers: the pure functions behind each explorer, and each explorer built, drawn once
 statically and redrawn when a control changes (outside a browser; tests/test_lab_smoke.py drives
 one in Chromium)."""
 
@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 pytest.importorskip("ipywidgets")
 
-from lib.data import load_tokenizer  # noqa: E402
-from lib.explorers import (  # noqa: E402
+from lib.core.data import load_tokenizer  # noqa: E402
+from lib.experiments.explorers import (  # noqa: E402
     annotated_heatmap,
     attention_and_lens,
     attention_explorer,
@@ -24,7 +24,7 @@ from lib.explorers import (  # noqa: E402
     tokenizer_playground,
     tokens_html,
 )
-from lib.model import GPT, GPTConfig  # noqa: E402
+from lib.core.model import GPT, GPTConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _close_figures():
 def redraws(monkeypatch):
     """Record each figure an explorer redraws (an Output widget captures nothing outside a kernel):
     the list of every redrawn figure's axes titles."""
-    import lib.explorers as explorers
+    import lib.experiments.explorers as explorers
 
     seen = []
 

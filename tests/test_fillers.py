@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from lib.fillers import interleave_fillers, masked_lm_loss, validation_windows
-from lib.text_runs import evaluate_text_nll, filler_logits
-from lib.model import GPT, GPTConfig
+from lib.methods.fillers import interleave_fillers, masked_lm_loss, validation_windows
+from lib.experiments.text_runs import evaluate_text_nll, filler_logits
+from lib.core.model import GPT, GPTConfig
 
 F_ID = 9
 
@@ -55,7 +55,7 @@ def make_model():
 
 
 def test_filler_logits_and_evaluation():
-    from lib.dense import sequential_forward
+    from lib.methods.dense import sequential_forward
 
     model = make_model()
     windows = torch.randint(0, 9, (2, 9), generator=torch.Generator().manual_seed(1))
@@ -91,12 +91,12 @@ def test_validation_windows_overlap_by_one():
 
 def test_fillers_import_no_method():
     """Layers read in one direction: where fillers go and how text is scored knows nothing of dense
-    unrolling; running a method on text (filler_logits, evaluate_text_nll) lives in lib.text_runs."""
+    unrolling; running a method on text (filler_logits, evaluate_text_nll) lives in lib.experiments.text_runs."""
     import subprocess
     import sys
 
-    later = ["lib.dense", "lib.looped", "lib.thoughts", "lib.encdec", "lib.future_loss", "lib.text_runs", "lib.harness"]
-    code = (f"import sys, lib.fillers as f; bad = [m for m in {later!r} if m in sys.modules]; "
-            "assert not bad, f'lib.fillers imports {bad}'; "
+    later = ["lib.methods.dense", "lib.methods.looped", "lib.methods.thoughts", "lib.methods.encdec", "lib.methods.future_loss", "lib.experiments.text_runs", "lib.experiments.harness"]
+    code = (f"import sys, lib.methods.fillers as f; bad = [m for m in {later!r} if m in sys.modules]; "
+            "assert not bad, f'lib.methods.fillers imports {bad}'; "
             "assert not hasattr(f, 'filler_logits'), 'a method runner is still in the task module'")
     subprocess.run([sys.executable, "-c", code], check=True)

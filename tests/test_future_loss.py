@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.future_loss import disaffinity, future_aggregate, future_loss, planning_target, present_aggregate
+from lib.methods.future_loss import disaffinity, future_aggregate, future_loss, planning_target, present_aggregate
 
 # One sequence of 4 positions, 1-dimensional embeddings 1, 2, 3, 4 (and a second channel x10).
 E = torch.tensor([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]])

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from lib.harness import (
+from lib.experiments.harness import (
     ALL_METHODS,
     METHODS,
     NEW_METHODS,
@@ -111,9 +111,9 @@ def test_tuning_picks_the_best_validation_rate_and_reports_it_on_every_seed(monk
         val = {1e-3: 0.4, 3e-3: 0.7, 1e-2: 0.5}[lr]  # validation prefers 3e-3 ...
         return CellResult("pointer", method, seed, lr, 0.9 if lr == 1e-2 else 0.6, val, 1, 1.0, 0.1, {})
 
-    import lib.harness
+    import lib.experiments.harness
 
-    monkeypatch.setitem(lib.harness.RUNNERS, "pointer", fake_runner)
+    monkeypatch.setitem(lib.experiments.harness.RUNNERS, "pointer", fake_runner)
     size = Size("t", (0, 1, 2), (1e-3, 3e-3, 1e-2), 1, 1, 4, 8, 2, 8, 2, 2, 1, 1)
     out = tune_and_run("pointer", "baseline", size)
     # ... even though the test split would have preferred 1e-2: the choice never sees the test split.
@@ -139,9 +139,9 @@ def test_bad_arguments():
 
 
 def test_matched_widths():
-    from lib.encdec import _count_params
-    from lib.model import GPT
-    from lib.pointer_task import PointerSpec, pointer_model_config
+    from lib.methods.encdec import _count_params
+    from lib.core.model import GPT
+    from lib.tasks.pointer_task import PointerSpec, pointer_model_config
 
     base = pointer_model_config(PointerSpec())
     deep = pointer_deeper_config()
@@ -176,7 +176,7 @@ def test_every_runner_returns_one_result_per_task_method_and_seed(tiny_results):
         else:
             assert 0 <= r.value <= 1 and 0 <= r.val_value <= 1
         assert r.seconds > 0 and r.extra["role"] == "final"
-        # every run keeps its opening training losses (lib.stored_checks): TINY trains 2 steps, and
+        # every run keeps its opening training losses (lib.experiments.stored_checks): TINY trains 2 steps, and
         # some methods train in more than one stage (pretraining, then thoughts)
         assert 2 <= len(r.extra["opening_losses"]) <= 30 and all(x > 0 for x in r.extra["opening_losses"]), (r.task, r.method)
     by_hops = [r.extra["by_hops"] for r in tiny_results if r.task == "pointer"]
@@ -201,7 +201,7 @@ def test_runners_keep_the_budgets_equal_and_report_the_extra_passes(tiny_results
 
 
 def test_text_splits_are_disjoint_halves_of_the_held_out_text():
-    from lib.data import shakespeare_corpus
+    from lib.core.data import shakespeare_corpus
 
     val, test = text_splits()
     corpus = shakespeare_corpus()
@@ -217,7 +217,7 @@ def test_text_context_has_room_for_fillers_and_thoughts():
 
 
 def test_with_fillers_moves_the_targets_with_the_path():
-    from lib.path_star import sample_path_star
+    from lib.tasks.path_star import sample_path_star
 
     spec, k, ids, _ = path_star_setup()
     batch = sample_path_star(spec, 5, torch.Generator().manual_seed(0))
@@ -261,23 +261,23 @@ def test_results_round_trip_and_bad_files(tmp_path):
 
 
 def test_command_line_prints_the_table_and_writes_json(monkeypatch, tmp_path, capsys):
-    import lib.harness
-    import lib.training
+    import lib.experiments.harness
+    import lib.core.training
 
-    monkeypatch.setitem(lib.harness.SIZES, "small", TINY)  # the command's default size, made tiny
-    monkeypatch.setattr(lib.training, "make_reproducible", lambda **kwargs: None)  # no global torch settings
+    monkeypatch.setitem(lib.experiments.harness.SIZES, "small", TINY)  # the command's default size, made tiny
+    monkeypatch.setattr(lib.core.training, "make_reproducible", lambda **kwargs: None)  # no global torch settings
     out = tmp_path / "results.json"
     argv = ["--tasks", "pointer", "--methods", "baseline", "dense", "--device", "cpu", "--json", str(out)]
-    assert lib.harness.main(argv) == 0
+    assert lib.experiments.harness.main(argv) == 0
     printed = capsys.readouterr().out
     assert "pointer" in printed and "dense" in printed
     saved = json.loads(out.read_text())
     assert saved["size"]["name"] == "tiny" and saved["provenance"]["device"] == "cpu"
-    assert saved["provenance"]["command"].startswith("python -m lib.harness --tasks pointer")
+    assert saved["provenance"]["command"].startswith("python -m lib.experiments.harness --tasks pointer")
     assert [(r["method"], r["seed"]) for r in saved["runs"]] == [("baseline", 0), ("dense", 0)]
     assert {"baseline", "dense", "_reference"} == set(saved["summary"]["pointer"])
     with pytest.raises(SystemExit):
-        lib.harness.main(["--tasks", "chess"])
+        lib.experiments.harness.main(["--tasks", "chess"])
 
 
 # --------------------------------------------------------------------------- the design notes' open questions
@@ -342,21 +342,21 @@ def test_merge_results_adds_cells_keeps_the_rest_and_records_the_batch(tmp_path)
 
 
 def test_command_line_add_merges_into_an_existing_file(monkeypatch, tmp_path, capsys):
-    import lib.harness
-    import lib.training
+    import lib.experiments.harness
+    import lib.core.training
 
-    monkeypatch.setitem(lib.harness.SIZES, "small", TINY)
-    monkeypatch.setattr(lib.training, "make_reproducible", lambda **kwargs: None)
+    monkeypatch.setitem(lib.experiments.harness.SIZES, "small", TINY)
+    monkeypatch.setattr(lib.core.training, "make_reproducible", lambda **kwargs: None)
     out = tmp_path / "results.json"
-    assert lib.harness.main(["--tasks", "pointer", "--methods", "baseline", "--device", "cpu", "--json", str(out)]) == 0
+    assert lib.experiments.harness.main(["--tasks", "pointer", "--methods", "baseline", "--device", "cpu", "--json", str(out)]) == 0
     argv = ["--tasks", "pointer", "--methods", "dense_selected_random", "--device", "cpu", "--add", "--json", str(out)]
-    assert lib.harness.main(argv) == 0
+    assert lib.experiments.harness.main(argv) == 0
     assert "dense_selected_random" in capsys.readouterr().out
     saved = json.loads(out.read_text())
     assert [(r["method"], r["seed"]) for r in saved["runs"]] == [("baseline", 0), ("dense_selected_random", 0)]
-    assert saved["provenance"]["command"].startswith("python -m lib.harness --tasks pointer --methods baseline")
+    assert saved["provenance"]["command"].startswith("python -m lib.experiments.harness --tasks pointer --methods baseline")
     assert "--add" in saved["provenance"]["added"][0]["command"]
     with pytest.raises(SystemExit):
-        lib.harness.main(["--methods", "dense_selected", "--add"])  # --add needs --json
+        lib.experiments.harness.main(["--methods", "dense_selected", "--add"])  # --add needs --json
     with pytest.raises(SystemExit):
-        lib.harness.main(["--methods", "dense_selected", "--add", "--json", str(tmp_path / "none.json")])
+        lib.experiments.harness.main(["--methods", "dense_selected", "--add", "--json", str(tmp_path / "none.json")])

@@ -17,7 +17,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from lib import data, paths
+from lib.core import data, paths
 
 ROOT = paths.REPO_ROOT
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -120,7 +120,7 @@ def test_installed_copy_without_data_fails_clearly(tmp_path):
     shutil.copytree(ROOT / "lib", tmp_path / "lib", ignore=shutil.ignore_patterns("__pycache__", "course_data"))
     env = {k: v for k, v in os.environ.items() if k not in ("COURSE_DATA_DIR", "PYTHONPATH")}
     result = subprocess.run(
-        [sys.executable, "-c", "import lib.data; lib.data.load_tokenizer()"], cwd=tmp_path, env=env,
+        [sys.executable, "-c", "import lib.core.data; lib.core.data.load_tokenizer()"], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0
@@ -138,8 +138,8 @@ def test_wheel_carries_the_data_but_not_the_results(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("tinyshakespeare.txt", "tokenizer.json", "tiny_shakespeare_gpt.safetensors"):
         assert f"lib/course_data/{f}" in names
-    assert "lib/pretrained.py" in names and "lib/exercises/learner.py" in names
-    assert not any("results" in n for n in names)
+    assert "lib/experiments/pretrained.py" in names and "lib/exercises/learner.py" in names
+    assert not any(n.startswith("lib/course_data/results") or n.endswith(".json") and "results" in n for n in names)
     assert any(n.endswith("licenses/LICENSE") for n in names)
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lib.interp import attention_to_offset, head_ablation_losses, logit_lens, logit_lens_losses, mean_ablate_head_hook
-from lib.model import GPT, GPTConfig
+from lib.core.interp import attention_to_offset, head_ablation_losses, logit_lens, logit_lens_losses, mean_ablate_head_hook
+from lib.core.model import GPT, GPTConfig
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.paths import REPO_ROOT
+from lib.core.paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
@@ -305,8 +305,8 @@ def test_headless_chromium_renders_a_notebook_in_jupyterlab(lab, tmp_path):
 # A real browser drives an explorer: Selenium with Debian's chromium and chromium-driver (nothing is
 # downloaded: both paths are given, so Selenium Manager never runs).
 EXPLORER_CELL = (
-    "from lib.data import load_tokenizer\n"
-    "from lib.explorers import tokenizer_playground\n"
+    "from lib.core.data import load_tokenizer\n"
+    "from lib.experiments.explorers import tokenizer_playground\n"
     "tokenizer_playground(load_tokenizer(), 'hello world')"
 )
 

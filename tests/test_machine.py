@@ -1,9 +1,9 @@
-"""lib.machine: the matmul ceiling and the FLOP count a training run is compared with."""
+"""lib.core.machine: the matmul ceiling and the FLOP count a training run is compared with."""
 
 import pytest
 import torch
 
-from lib.machine import fraction_of_peak, matmul_peak_flops, training_flops
+from lib.core.machine import fraction_of_peak, matmul_peak_flops, training_flops
 
 
 def test_matmul_peak_is_a_plausible_rate_and_restores_threads():

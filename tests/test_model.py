@@ -4,7 +4,7 @@ TransformerLens' own native model carrying the same weights."""
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig, KVCache, bridge_config, per_token_log_probs, reference_bridge, to_bridge_state_dict
+from lib.core.model import GPT, GPTConfig, KVCache, bridge_config, per_token_log_probs, reference_bridge, to_bridge_state_dict
 
 CFG = dict(d_vocab=50, n_ctx=16, d_model=32, n_layers=2, n_heads=4, d_head=8, d_mlp=64)
 
@@ -219,7 +219,7 @@ def test_double_precision_works(model):
 
 
 def test_shared_helpers_init_check_and_count():
-    from lib.model import check_token_ids, count_params, init_gpt2_weights
+    from lib.core.model import check_token_ids, count_params, init_gpt2_weights
 
     torch.manual_seed(0)
     m = GPT(GPTConfig(**CFG))
@@ -242,8 +242,8 @@ def test_shared_helpers_init_check_and_count():
 def test_check_config_fields_names_the_config_and_field():
     from dataclasses import dataclass
 
-    from lib.encdec import EncDecConfig
-    from lib.model import check_config_fields
+    from lib.methods.encdec import EncDecConfig
+    from lib.core.model import check_config_fields
 
     @dataclass
     class Shape:

@@ -4,7 +4,7 @@ Training runs do not reproduce bitwise across CPUs (CONTRIBUTING.md, "Numbers fr
 a stored output that shows such a number can only be compared on the machine that made it. The
 convention: a cell that shows numbers from a training run begins with ``# NBVAL_IGNORE_OUTPUT``
 (its stored output stays for readers), and what those numbers show is stated with
-``lib.claims.claim`` in a compared cell, where nbval compares the ✓ and the statement and the
+``lib.core.claims.claim`` in a compared cell, where nbval compares the ✓ and the statement and the
 sanitizer masks the numbers.
 
 This test finds the cells whose output can depend on training by reading the code: a cell is
@@ -24,7 +24,7 @@ import re
 import nbformat
 import pytest
 
-from lib.paths import REPO_ROOT
+from lib.core.paths import REPO_ROOT
 
 IGNORE = "# NBVAL_IGNORE_OUTPUT"
 # Functions (or registries of functions) whose call runs optimizer steps. A method call `.train()`

@@ -3,7 +3,7 @@
 A training run on another CPU is a training run with other rounding: its last digits differ, and a
 claim that held only by the luck of one run may not hold there. One machine cannot borrow another
 CPU, but it can change the seeds: ``COURSE_SEED=10`` moves every training run of a notebook to seeds
-10, 11, 12 (:func:`lib.training.course_seeds`) and leaves data, untrained models and evaluation
+10, 11, 12 (:func:`lib.core.training.course_seeds`) and leaves data, untrained models and evaluation
 sets as they were. ``make test`` runs every notebook under nbval that way, in strict mode, so two
 things are checked on every run:
 
@@ -25,8 +25,8 @@ import subprocess
 
 import nbformat
 
-from lib.paths import REPO_ROOT
-from lib.training import course_seeds
+from lib.core.paths import REPO_ROOT
+from lib.core.training import course_seeds
 from test_learner_copies import LEARNER_COPY_SEED  # tests/ is on the path (no package)
 from test_notebook_outputs import NOTEBOOKS, trained_cells
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig
-from lib.path_star import PathStarSpec, greedy_answers, path_accuracy, sample_path_star
+from lib.core.model import GPT, GPTConfig
+from lib.tasks.path_star import PathStarSpec, greedy_answers, path_accuracy, sample_path_star
 
 SPEC = PathStarSpec(degree=3, path_len=4, n_nodes=20)
 
@@ -91,7 +91,7 @@ def test_bad_arguments():
 
 
 def test_teacher_forced_loss_and_accuracy():
-    from lib.path_star import teacher_forced_accuracy, teacher_forced_loss
+    from lib.tasks.path_star import teacher_forced_accuracy, teacher_forced_loss
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=SPEC.vocab_size, n_ctx=SPEC.seq_len, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))

@@ -7,14 +7,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lib.plotting import (  # noqa: E402
+from lib.core.plotting import (  # noqa: E402
     mean_and_spread,
     plot_attention_pattern,
     plot_bars_with_spread,
     plot_heatmap,
     plot_loss_curves,
 )
-from lib.training import History  # noqa: E402
+from lib.core.training import History  # noqa: E402
 
 
 def test_loss_curves():
@@ -68,7 +68,7 @@ def test_mean_and_spread():
 
 
 def test_curves_with_spread():
-    from lib.plotting import plot_curves_with_spread
+    from lib.core.plotting import plot_curves_with_spread
 
     ax = plot_curves_with_spread([1, 2, 3], {"a": [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], "b": [[0.5, 0.5, 0.5]]})
     lines = ax.get_lines()
@@ -89,7 +89,7 @@ def test_curves_with_spread():
 def test_bars_never_claim_values_outside_the_metric_range():
     import matplotlib.pyplot as plt
 
-    from lib.plotting import plot_bars_with_spread
+    from lib.core.plotting import plot_bars_with_spread
 
     ax = plot_bars_with_spread({"a": [1.0, 1.0, 0.4], "b": [0.2, 0.3, 0.25]})
     tops = [seg[1][1] for coll in ax.collections if hasattr(coll, "get_segments") for seg in coll.get_segments()]

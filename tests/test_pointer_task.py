@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lib.pointer_runs import evaluate_pointer, pointer_logits, train_pointer_model
-from lib.pointer_task import (
+from lib.experiments.pointer_runs import evaluate_pointer, pointer_logits, train_pointer_model
+from lib.tasks.pointer_task import (
     PointerSpec,
     accuracy_by_hops,
     answer_accuracy,
@@ -139,9 +139,9 @@ def test_runner_trains_every_method_on_the_same_architecture():
 
 
 def test_carried_pointers_and_lens_agreement():
-    from lib.pointer_runs import lens_agreement
-    from lib.pointer_task import carried_pointers
-    from lib.model import GPT
+    from lib.experiments.pointer_runs import lens_agreement
+    from lib.tasks.pointer_task import carried_pointers
+    from lib.core.model import GPT
 
     b = sample_pointer_batch(SPEC, 30, gen(6), "dense", decoys=1)
     rows, cols, expected = carried_pointers(b)
@@ -165,10 +165,10 @@ def test_carried_pointers_and_lens_agreement():
 
 
 def test_lookup_attention_matches_the_cached_pattern():
-    from lib.dense import add_dense_vectors, unrolled_forward
-    from lib.model import GPT
-    from lib.pointer_runs import lookup_attention
-    from lib.pointer_task import exact_depth
+    from lib.methods.dense import add_dense_vectors, unrolled_forward
+    from lib.core.model import GPT
+    from lib.experiments.pointer_runs import lookup_attention
+    from lib.tasks.pointer_task import exact_depth
 
     torch.manual_seed(0)
     model = GPT(pointer_model_config(SPEC, d_model=16))
@@ -196,7 +196,7 @@ def test_lookup_attention_matches_the_cached_pattern():
 
 
 def test_needed_dense_tokens_by_hand():
-    from lib.pointer_task import needed_dense_tokens
+    from lib.tasks.pointer_task import needed_dense_tokens
 
     b = sample_pointer_batch(SPEC, 400, gen(11), "dense", decoys=1)
     needed = needed_dense_tokens(b)
@@ -223,10 +223,10 @@ def test_select_rows():
 
 def test_the_task_module_imports_no_method():
     """Layers read in one direction: the task knows nothing of dense tokens' machinery; training and
-    evaluating models on it lives in lib.pointer_runs, and only there."""
+    evaluating models on it lives in lib.experiments.pointer_runs, and only there."""
     import subprocess
     import sys
 
-    code = ("import sys, lib.pointer_task as t; assert 'lib.dense' not in sys.modules, 'lib.dense imported'; "
+    code = ("import sys, lib.tasks.pointer_task as t; assert 'lib.methods.dense' not in sys.modules, 'lib.methods.dense imported'; "
             "assert not hasattr(t, 'train_pointer_model'), 'runner names still reachable from the task'")
     subprocess.run([sys.executable, "-c", code], check=True)

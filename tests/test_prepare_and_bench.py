@@ -7,17 +7,17 @@ import sys
 
 import pytest
 
-from lib.bench import training_throughput
-from lib.machine import training_flops
-from lib.model import GPT, GPTConfig
-from lib.paths import CHECKPOINT_PATH, TOKENIZER_PATH
-from lib.prepare import TINY_MODEL, prepare
-from lib.training import load_gpt, read_checkpoint
+from lib.experiments.bench import training_throughput
+from lib.core.machine import training_flops
+from lib.core.model import GPT, GPTConfig
+from lib.core.paths import CHECKPOINT_PATH, TOKENIZER_PATH
+from lib.experiments.prepare import TINY_MODEL, prepare
+from lib.core.training import load_gpt, read_checkpoint
 
 
 def test_quick_prepare_command_trains_and_loss_falls(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "lib.prepare", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "lib.experiments.prepare", "--quick", "--out", str(tmp_path)],
         capture_output=True, text=True, check=True, timeout=300,
     )
     summary = json.loads(result.stdout)
@@ -39,7 +39,7 @@ def test_shipped_assets_match_the_course_config():
     assert GPTConfig(**config) == TINY_MODEL
     assert CHECKPOINT_PATH.stat().st_size < 20 * 2**20
     assert meta["val_loss_per_char"] < 1.88
-    from lib.data import load_tokenizer
+    from lib.core.data import load_tokenizer
 
     tok = load_tokenizer()
     assert tok.vocab_size == TINY_MODEL.d_vocab
@@ -66,8 +66,8 @@ def test_training_throughput_reports_every_figure():
 @pytest.mark.slow
 def test_bench_json_command_prints_the_required_keys():
     # A smoke test: tiny sizes, no limit a loaded machine could miss (the timeout only catches a hang).
-    # The figures themselves come from `python -m lib.bench`, never from a test.
-    result = subprocess.run([sys.executable, "-m", "lib.bench", "--json", "--smoke"], capture_output=True, text=True,
+    # The figures themselves come from `python -m lib.experiments.bench`, never from a test.
+    result = subprocess.run([sys.executable, "-m", "lib.experiments.bench", "--json", "--smoke"], capture_output=True, text=True,
                             check=True, timeout=900)
     figures = json.loads(result.stdout[result.stdout.index("{"):])
     assert figures["smoke"] is True

@@ -1,4 +1,4 @@
-"""lib.pretrained, offline: tiny random Hugging Face models built from a config, saved to a
+"""lib.experiments.pretrained, offline: tiny random Hugging Face models built from a config, saved to a
 temporary folder and loaded back through our loaders. Nothing here touches the network."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lib import pretrained as pt
-from lib.model import GPT, GPTConfig
+from lib.experiments import pretrained as pt
+from lib.core.model import GPT, GPTConfig
 
 transformers = pytest.importorskip("transformers")
 VOCAB = 61
@@ -220,20 +220,20 @@ MISSING_ID = "beyond-next-token-tests/no-such-model"
 
 def test_find_local_and_resolve_for_an_uncached_id(gpt2_dir):
     assert pt.find_local(MISSING_ID) is None
-    with pytest.raises(pt.PretrainedUnavailable, match="python -m lib.pretrained download"):
+    with pytest.raises(pt.PretrainedUnavailable, match="python -m lib.experiments.pretrained download"):
         pt.resolve_model_dir(MISSING_ID)
     assert pt.find_local(str(gpt2_dir[0])) == gpt2_dir[0]
 
 
 def test_enable_hint_names_the_command():
-    assert pt.enable_hint("gpt2") == "to enable it, run once while online: python -m lib.pretrained download gpt2"
+    assert pt.enable_hint("gpt2") == "to enable it, run once while online: python -m lib.experiments.pretrained download gpt2"
 
 
 def test_download_refuses_paths_and_offline_mode(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="model id"):
         pt.download_pretrained(str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE=0 python -m lib.pretrained download gpt2"):
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE=0 python -m lib.experiments.pretrained download gpt2"):
         pt.download_pretrained("gpt2")
 
 
@@ -258,7 +258,7 @@ def test_gpt2_tokenizer_gives_gpt2_ids():
 
 @torch.no_grad()
 def test_next_token_table_rows_and_order():
-    from lib.data import load_tokenizer
+    from lib.core.data import load_tokenizer
 
     tok = load_tokenizer()
     torch.manual_seed(0)
@@ -279,7 +279,7 @@ def test_next_token_table_rows_and_order():
 
 
 def test_next_token_table_rejects_bad_input():
-    from lib.data import load_tokenizer
+    from lib.core.data import load_tokenizer
 
     tok = load_tokenizer()
     model = GPT(GPTConfig(d_vocab=tok.vocab_size, n_ctx=32, d_model=32, n_layers=1, n_heads=2, d_head=16, d_mlp=64))
@@ -331,7 +331,7 @@ def test_a_model_id_in_the_hugging_face_cache_is_found_and_loaded(gpt2_dir, tmp_
         want = hf(ids).logits
     torch.save(ids, tmp_path / "ids.pt")
     script = (
-        "import sys, torch; from lib import pretrained as pt\n"
+        "import sys, torch; from lib.experiments import pretrained as pt\n"
         "folder = pt.find_local('gpt2'); print(folder)\n"
         "print(pt.find_local('gpt2-medium'))\n"
         "logits = pt.load_gpt2('gpt2')(torch.load(sys.argv[1]))\n"

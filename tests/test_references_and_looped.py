@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from lib.looped import LoopedGPT
-from lib.model import GPT, GPTConfig
-from lib.references import ngram_nats_per_token, path_star_plateau, pointer_chance, text_references
+from lib.methods.looped import LoopedGPT
+from lib.core.model import GPT, GPTConfig
+from lib.tasks.references import ngram_nats_per_token, path_star_plateau, pointer_chance, text_references
 
 
 def test_ngram_models_by_hand():

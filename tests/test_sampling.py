@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig
-from lib.sampling import apply_temperature, generate, sample_next_token, top_k_filter, top_p_filter
+from lib.core.model import GPT, GPTConfig
+from lib.core.sampling import apply_temperature, generate, sample_next_token, top_k_filter, top_p_filter
 
 
 def test_temperature():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lib.stats import check_values, compare, compare_table, holm, mean_and_spread, rank_test_p, verdict
+from lib.core.stats import check_values, compare, compare_table, holm, mean_and_spread, rank_test_p, verdict
 
 
 def test_mean_and_spread():

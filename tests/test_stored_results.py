@@ -1,6 +1,6 @@
 """The stored medium results come from this code, checked in ways that hold on any CPU.
 
-A long training run does not reproduce bitwise on another CPU (lib/stored_checks.py says why and
+A long training run does not reproduce bitwise on another CPU (lib/experiments/stored_checks.py says why and
 what was measured), so no test here asks for the stored number's last digits. Instead:
 - the opening losses of stored runs, rerun, must match the ones stored beside them (fast); a run
   with another learning rate must not (the check can fail);
@@ -15,10 +15,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.harness import MEDIUM, RUNNERS, final_runs, load_results, summarize
-from lib.paths import REPO_ROOT
-from lib.stored_checks import OPENING_STEPS, OPENING_TOLERANCE, opening_mismatch, rerun_margin, stored_range
-from lib.training import make_reproducible
+from lib.experiments.harness import MEDIUM, RUNNERS, final_runs, load_results, summarize
+from lib.core.paths import REPO_ROOT
+from lib.experiments.stored_checks import OPENING_STEPS, OPENING_TOLERANCE, opening_mismatch, rerun_margin, stored_range
+from lib.core.training import make_reproducible
 
 MEDIUM_PATH = REPO_ROOT / "data" / "results" / "harness_medium.json"
 RUN_KEYS = {"task", "method", "seed", "lr", "value", "n_params", "forward_passes_per_step", "seconds"}
@@ -43,7 +43,8 @@ def test_medium_file_has_provenance_references_and_three_seeds_per_cell(medium):
     prov = medium["provenance"]
     for key in ("commit", "command", "torch", "threads_per_job", "date", "wall_seconds", "fingerprints"):
         assert key in prov, f"provenance lacks {key}"
-    assert prov["command"].startswith("python -m lib.harness --size medium")
+    # the command as it was typed at the file's commit (the harness was lib/harness.py then)
+    assert prov["command"].startswith(("python -m lib.experiments.harness --size medium", "python -m lib.harness --size medium"))
     assert medium["size"] == MEDIUM, "the stored size is the code's medium size"
     refs = medium["references"]
     assert "bigram" in refs["shakespeare"] and "one_over_degree" in refs["path_star"] and "chance" in refs["pointer"]
@@ -135,7 +136,7 @@ def test_one_run_of_every_stored_cell_opens_as_stored(medium, one_thread):
 
 
 def test_stored_checks_refuse_bad_inputs(medium):
-    from lib.stored_checks import opening_losses
+    from lib.experiments.stored_checks import opening_losses
 
     with pytest.raises(ValueError, match="task"):
         stored_range(medium["runs"], "chess", "baseline")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig
-from lib.thought_training import (
+from lib.core.model import GPT, GPTConfig
+from lib.methods.thought_training import (
     calibrate_max_rank,
     collect_survivors,
     digit_sum_task,
@@ -13,7 +13,7 @@ from lib.thought_training import (
     thought_loss,
     warmup_batch_fn,
 )
-from lib.thoughts import insert_before_mask, insert_random_thoughts, start_batch, text_log_probs, thought_ranks
+from lib.methods.thoughts import insert_before_mask, insert_random_thoughts, start_batch, text_log_probs, thought_ranks
 
 T, PAD = 11, 0
 TINY = GPTConfig(d_vocab=12, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_head=8, d_mlp=32)
@@ -159,7 +159,7 @@ def test_calibrate_max_rank_hits_the_rate():
 
 # --------------------------------------------------------------------------- the task-agnostic recipe
 def test_masked_thought_targets_by_hand():
-    from lib.thought_training import masked_thought_targets
+    from lib.methods.thought_training import masked_thought_targets
 
     T, P = 9, 8
     tokens = torch.tensor([[1, 2, T, 3, 4, P]])  # original row [1, 2, 3, 4], a thought before 3
@@ -179,7 +179,7 @@ def test_masked_thought_targets_by_hand():
 
 
 def test_train_thinker_runs_one_budget_and_reports_survivors():
-    from lib.thought_training import train_thinker
+    from lib.methods.thought_training import train_thinker
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
@@ -202,14 +202,14 @@ def test_train_thinker_runs_one_budget_and_reports_survivors():
 
 
 def test_generate_with_thoughts_thinks_then_answers():
-    from lib.thought_training import generate_with_thoughts
+    from lib.methods.thought_training import generate_with_thoughts
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)).eval()
     prompt = torch.randint(0, 10, (4, 5), generator=torch.Generator().manual_seed(1))
     plain, used = generate_with_thoughts(model, prompt, 2, thought_id=10, max_rank=-1, budget=2)
     assert (used == 0).all()
-    from lib.sampling import generate
+    from lib.core.sampling import generate
 
     greedy = generate(model, prompt, 2, temperature=0)[:, 5:]
     # Without thoughts (and with the thought logit masked) the answers are greedy decoding's,
@@ -236,7 +236,7 @@ def test_generate_with_thoughts_thinks_then_answers():
 
 # --------------------------------------------------------------------------- the recipe's schedule and its switch
 def schedule_setup(steps=6, batch=4, first_gap=2):
-    from lib.thought_training import ThinkerSchedule
+    from lib.methods.thought_training import ThinkerSchedule
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
@@ -255,7 +255,7 @@ def strip(rows, lens, thought_id=10):
 
 
 def test_schedule_switches_to_survivors_once_at_half_way(monkeypatch):
-    import lib.thought_training as tt
+    import lib.methods.thought_training as tt
 
     model, tokens, targets, make = schedule_setup()
     calls = []
@@ -292,7 +292,7 @@ def test_schedule_switches_to_survivors_once_at_half_way(monkeypatch):
 
 
 def test_twin_schedule_is_the_thinkers_without_thoughts(monkeypatch):
-    import lib.thought_training as tt
+    import lib.methods.thought_training as tt
 
     model, tokens, targets, make = schedule_setup()
     thinker, twin = make(), make(with_thoughts=False)
@@ -309,7 +309,7 @@ def test_twin_schedule_is_the_thinkers_without_thoughts(monkeypatch):
 
 
 def test_schedule_rejects_bad_inputs():
-    from lib.thought_training import ThinkerSchedule
+    from lib.methods.thought_training import ThinkerSchedule
 
     model, tokens, targets, make = schedule_setup()
     lengths = torch.full((24,), 5)
@@ -328,7 +328,7 @@ def test_schedule_rejects_bad_inputs():
 
 
 def test_train_twin_trains_the_same_text_without_thoughts():
-    from lib.thought_training import train_thinker
+    from lib.methods.thought_training import train_thinker
 
     model, tokens, targets, _ = schedule_setup()
     lengths = torch.full((24,), 5)
@@ -337,7 +337,7 @@ def test_train_twin_trains_the_same_text_without_thoughts():
 
 
 def test_thinker_max_rank_matches_the_survivors_rate():
-    from lib.thought_training import thinker_max_rank
+    from lib.methods.thought_training import thinker_max_rank
 
     model = tiny_model(1)
     tokens, lengths = rows(30, 8, seed=2)
@@ -361,7 +361,7 @@ def test_evaluate_nll_places_thoughts_only_in_open_gaps():
 
 
 def test_generate_with_thoughts_shares_the_one_per_gap_rule():
-    from lib.thought_training import generate_with_thoughts
+    from lib.methods.thought_training import generate_with_thoughts
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=12, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)).eval()

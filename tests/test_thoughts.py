@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig, per_token_log_probs
-from lib.thoughts import (
+from lib.core.model import GPT, GPTConfig, per_token_log_probs
+from lib.methods.thoughts import (
     PositionStats,
     candidate_mask,
     choose_positions,
@@ -508,7 +508,7 @@ def test_insertion_round_trims_the_padding_tail_to_fit_the_context():
 
 # --------------------------------------------------------------------------- the decoders' one rule
 def test_thought_gate_by_hand():
-    from lib.thoughts import thought_gate
+    from lib.methods.thoughts import thought_gate
 
     rank = torch.tensor([0, 3, 0, 0, 0, 0])
     used = torch.tensor([0, 0, 2, 0, 0, 0])

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig
-from lib.thoughts import insertion_round, start_batch
-from lib.thoughts_bench import PYTHIA_70M_CFG, insertion_round_benchmark, main, naive_insertion_round
+from lib.core.model import GPT, GPTConfig
+from lib.methods.thoughts import insertion_round, start_batch
+from lib.experiments.thoughts_bench import PYTHIA_70M_CFG, insertion_round_benchmark, main, naive_insertion_round
 
 SMALL = GPTConfig(d_vocab=40, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)
 

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from lib.token_plot import plot_highlighted_tokens
+from lib.core.token_plot import plot_highlighted_tokens
 
 
 def test_draws_one_text_per_piece_and_wraps_lines():

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from lib.model import GPT, GPTConfig
-from lib.training import (
+from lib.core.model import GPT, GPTConfig
+from lib.core.training import (
     History,
     TrainConfig,
     evaluate_lm_loss,
@@ -184,7 +184,7 @@ def test_make_reproducible_checks_threads():
 
 # --------------------------------------------------------------------------- seeds and opening losses
 def test_course_seeds_follow_course_seed(monkeypatch):
-    from lib.training import course_seed, course_seeds
+    from lib.core.training import course_seed, course_seeds
 
     monkeypatch.delenv("COURSE_SEED", raising=False)
     assert course_seeds(3) == [0, 1, 2] and course_seed() == 0
@@ -210,7 +210,7 @@ def _tiny_run(steps=12, lr=3e-3, seed=0):
 
 
 def test_trace_losses_records_the_opening_steps_and_can_stop_the_run():
-    from lib.training import trace_losses
+    from lib.core.training import trace_losses
 
     full = _tiny_run()
     with trace_losses(5) as trace:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from lib.claims import is_strict
+from lib.core.claims import is_strict
 
 
 class ExerciseFailed(AssertionError):
@@ -141,7 +141,7 @@ def report(name: str, n_passed: int) -> None:
 
 # ----------------------------------------------------------------------------- strict / learner mode
 def resolve_reference(spec: str) -> Callable:
-    """``"lib.bpe:merge_pair"`` -> the function ``merge_pair`` of module ``lib.bpe``."""
+    """``"lib.core.bpe:merge_pair"`` -> the function ``merge_pair`` of module ``lib.core.bpe``."""
     module, _, attr = spec.partition(":")
     if not module or not attr:
         raise ValueError(f"a reference must read 'module:function', got {spec!r}")
@@ -225,7 +225,7 @@ def random_tiny_gpt(d_vocab: int = 8, n_ctx: int = 10, scale: float = 0.4):
     """A 1-layer GPT (d_model 12) with large random weights (normal, sd ``scale``) and seed 0, in eval
     mode: checkers run a learner's function and ours on it, and large weights make a wrong pass
     give visibly wrong numbers."""
-    from lib.model import GPT, GPTConfig
+    from lib.core.model import GPT, GPTConfig
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(d_vocab=d_vocab, n_ctx=n_ctx, d_model=12, n_layers=1, n_heads=2, d_head=6, d_mlp=24))

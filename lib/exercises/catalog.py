@@ -285,7 +285,7 @@ _ALL = [
        "probability is >= threshold, or the largest budget (budgets - 1) when none is.",
        ("`ok = probs >= threshold`; `ok.float().argmax(dim=1)` is the first True of each row.",
         "A row with no True must get `probs.shape[1] - 1`: `torch.where(ok.any(dim=1), ...)`."),
-       "lib.dense_emit:useful_counts"),
+       "lib.methods.dense_emit:useful_counts"),
     _e("unrolled_from", "09", "medium", 2, 10,
        "An unrolled forward with a warm start.\n\nmodel: a GPT; tokens: [batch, pos]; dense_id: int; depth: int >= "
        "0; init: [batch, pos, d_model], the pre-computed vectors (zero away from dense positions). Returns the "

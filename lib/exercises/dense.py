@@ -6,10 +6,10 @@ from typing import Callable
 
 import torch
 
-from lib.dense import add_dense_vectors as reference_add_dense_vectors  # the solution, kept in one place
-from lib.dense import continuation_loss, unrolled_forward
+from lib.methods.dense import add_dense_vectors as reference_add_dense_vectors  # the solution, kept in one place
+from lib.methods.dense import continuation_loss, unrolled_forward
 from lib.exercises import call_learner, checker, expect_close, random_tiny_gpt, report
-from lib.model import GPT
+from lib.core.model import GPT
 
 _DENSE = 5
 

@@ -6,12 +6,12 @@ from typing import Callable
 
 import torch
 
-from lib.dense import add_dense_vectors, hidden_and_logits, target_log_likelihood
-from lib.dense_emit import useful_counts as reference_useful_counts  # the solutions, kept in one place
-from lib.dense_selection import selection_gains
-from lib.dense_thoughts import precompute_vectors, unrolled_from
+from lib.methods.dense import add_dense_vectors, hidden_and_logits, target_log_likelihood
+from lib.methods.dense_emit import useful_counts as reference_useful_counts  # the solutions, kept in one place
+from lib.methods.dense_selection import selection_gains
+from lib.methods.dense_thoughts import precompute_vectors, unrolled_from
 from lib.exercises import call_learner, checker, expect_close, random_tiny_gpt, report
-from lib.model import GPT
+from lib.core.model import GPT
 
 _DENSE = 5
 

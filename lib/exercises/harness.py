@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from lib.exercises import call_learner, checker, expect, report
-from lib.stats import verdict as reference_verdict
+from lib.core.stats import verdict as reference_verdict
 
 
 def reference_widest_within(budget: int, n_params_of: Callable[[int], int], widths) -> int:

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import nbformat
 
-from lib.paths import REPO_ROOT
+from lib.core.paths import NOTEBOOK_DIR, REPO_ROOT, solved_notebooks
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 LEARNER_DIR = NOTEBOOK_DIR / "exercises"
 _DEF = re.compile(r"^\s*def\s+(\w+)")
 
@@ -176,10 +175,6 @@ def make_learner_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     note.id = "learner-copy-note"  # fixed, so regenerating gives byte-identical files
     copy.cells.insert(0, note)
     return copy
-
-
-def solved_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
-    return sorted(p for p in Path(directory).glob("[0-9]*.ipynb"))
 
 
 def render(nb: nbformat.NotebookNode) -> str:

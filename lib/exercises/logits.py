@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from lib.exercises import call_learner, checker, expect, expect_close, report
-from lib.sampling import apply_temperature, generate, top_k_filter, top_p_filter
+from lib.core.sampling import apply_temperature, generate, top_k_filter, top_p_filter
 
 
 def reference_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -108,7 +108,7 @@ def check_top_p(fn: Callable) -> None:
 
 @checker("greedy_generate")
 def check_greedy_generate(fn: Callable, model, prompt: torch.Tensor, n_new: int = 12) -> None:
-    """``fn(model, tokens, n_new) -> tokens``: greedy decoding must match ``lib.sampling.generate``."""
+    """``fn(model, tokens, n_new) -> tokens``: greedy decoding must match ``lib.core.sampling.generate``."""
     name = "greedy_generate"
     expected = generate(model, prompt, n_new, temperature=0)
     got = call_learner(name, fn, model, prompt.clone(), n_new)
@@ -124,7 +124,7 @@ def check_greedy_generate(fn: Callable, model, prompt: torch.Tensor, n_new: int 
 
 
 # The solutions exactly as the notebook writes them: they accept logits of any shape (the notebook
-# also filters a single row), where lib.sampling's versions insist on [batch, d_vocab].
+# also filters a single row), where lib.core.sampling's versions insist on [batch, d_vocab].
 def reference_apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The solution: logits / temperature."""
     return logits / temperature

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from lib.exercises import call_learner, checker, expect, expect_close, report
-from lib.future_loss import disaffinity, future_aggregate
+from lib.methods.future_loss import disaffinity, future_aggregate
 
 
 def reference_cross_attention_mask(n_query: int, n_key: int) -> torch.Tensor:

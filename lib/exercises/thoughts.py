@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from lib.exercises import call_learner, checker, expect, expect_close, report
-from lib.thoughts import insert_tokens, insertion_scores, thought_ranks
+from lib.methods.thoughts import insert_tokens, insertion_scores, thought_ranks
 
 
 @checker("thought_ranks")

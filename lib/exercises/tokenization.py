@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lib.bpe import BPETokenizer, get_pair_counts, merge_pair
+from lib.core.bpe import BPETokenizer, get_pair_counts, merge_pair
 from lib.exercises import call_learner, checker, expect, report
 
 

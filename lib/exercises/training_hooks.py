@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 
 from lib.exercises import ExerciseFailed, call_learner, checker, expect, expect_close, report
-from lib.model import GPT, GPTConfig
-from lib.training import TrainConfig, lr_at
+from lib.core.model import GPT, GPTConfig
+from lib.core.training import TrainConfig, lr_at
 
 _TINY = GPTConfig(d_vocab=20, n_ctx=8, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)
 

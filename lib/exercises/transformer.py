@@ -1,5 +1,5 @@
 """Checkers for notebook 03 (the transformer from its parts). Each compares the learner's function
-with the corresponding module of ``lib.model`` carrying the same (random, non-trivial) weights."""
+with the corresponding module of ``lib.core.model`` carrying the same (random, non-trivial) weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from fancy_einsum import einsum
 
 from lib.exercises import call_learner, checker, expect, expect_close, report
-from lib.model import MLP, Attention, GPTConfig, LayerNorm, TransformerBlock
+from lib.core.model import MLP, Attention, GPTConfig, LayerNorm, TransformerBlock
 
 CFG = GPTConfig(d_vocab=20, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32)
 

@@ -1,0 +1,150 @@
+"""The harness's two registries: :data:`TASK_REGISTRY` (what a task measures, its reference lines and
+how they are checked) and :data:`ARMS` (each arm's name in sentences, and the function that runs it
+on each task it applies to). Adding an arm is one :class:`Arm` entry here plus its test; every list
+the rest of the harness uses (:data:`TASK_METHODS`, :data:`RUNNERS`, :data:`METHOD_NAMES`) is read
+off these two."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import path_star, pointer, text
+from .parts import SELECTED
+from .spec import CellResult, Size, TaskInfo
+
+RunFn = Callable[[str, int, Size, object, float], CellResult]  # (method, seed, size, device, lr)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison: what it is called in sentences, which question it answers
+    (``"comparison"``: notebook 08's table; ``"open question"``: notebook 09's; ``"reference"``: a
+    trained line, not a method), and how it runs on each task it applies to."""
+
+    name: str
+    label: str
+    runs: dict[str, RunFn] = field(default_factory=dict)
+    group: str = "comparison"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: its metric, its reference lines (computed per size) and the check that a run is
+    past them (``reference_check(cells, refs) -> (passed, why)``)."""
+
+    name: str
+    info: TaskInfo
+    references: Callable[[Size], dict]
+    reference_check: Callable[[dict, dict], tuple[bool, str]]
+
+
+def _text_check(cells: dict, refs: dict) -> tuple[bool, str]:
+    base = cells["baseline"]
+    ok = base["mean"] < refs["bigram"]
+    return ok, f"baseline {base['mean']:.3f} vs bigram {refs['bigram']:.3f} nats/char: {'below' if ok else 'NOT below'}"
+
+
+def _pointer_check(cells: dict, refs: dict) -> tuple[bool, str]:
+    one_hop = cells["baseline"].get("one_hop")
+    ok = one_hop is not None and one_hop >= refs["one_hop_needed"]
+    return ok, f"baseline 1-hop accuracy {one_hop:.3f} (needs >= {refs['one_hop_needed']}; chance {refs['chance']:.3f})"
+
+
+def _path_star_check(cells: dict, refs: dict) -> tuple[bool, str]:
+    base = cells["baseline"]
+    need = refs["plateau_fraction_needed"] * refs["one_over_degree"]
+    rev = cells.get("reversed", {}).get("mean")
+    ok = base["mean"] >= need and rev is not None and rev >= refs["reversed_needed"]
+    rev_text = "not run" if rev is None else f"{rev:.3f}"
+    return ok, (f"forward baseline {base['mean']:.3f} (needs >= {need:.3f}, 0.9 x 1/degree); "
+                f"reversed {rev_text} (needs >= {refs['reversed_needed']})")
+
+
+TASK_REGISTRY: dict[str, Task] = {t.name: t for t in (
+    Task("shakespeare", TaskInfo("test nats/char", False, 0.01), text.text_references, _text_check),
+    Task("pointer", TaskInfo("accuracy, 1-3 hops", True, 0.02), pointer.pointer_references, _pointer_check),
+    Task("path_star", TaskInfo("path accuracy (forward order)", True, 0.02), path_star.path_star_references, _path_star_check),
+)}
+
+_SELECTED_LABEL = {"dense_selected": "windows selected (lam 1)", "dense_selected_l0": "windows selected (lam 0)",
+                   "dense_selected_l3": "windows selected (lam 3)", "dense_selected_random": "windows at random (lam 1)"}
+
+ARMS: dict[str, Arm] = {a.name: a for a in (
+    Arm("baseline", "the baseline", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
+                                     "path_star": path_star.run_sequence_model}),
+    Arm("pause", "pause tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
+                                  "path_star": path_star.run_sequence_model}),
+    Arm("dense", "dense tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
+                                  "path_star": path_star.run_sequence_model}),
+    Arm("looped", "a looped block (3 passes, tied)", {"pointer": pointer.run_filler}),
+    Arm("deeper", "a deeper GPT (3 layers)", {"pointer": pointer.run_filler}),
+    Arm("pause_deeper", "pause tokens in the deeper GPT", {"pointer": pointer.run_filler}),
+    Arm("encdec", "the encoder-decoder alone", {"shakespeare": text.run_language_model, "pointer": pointer.run_encdec,
+                                                 "path_star": path_star.run_sequence_model}),
+    Arm("planning", "the planning loss", {"shakespeare": text.run_language_model, "pointer": pointer.run_encdec,
+                                          "path_star": path_star.run_sequence_model}),
+    Arm("planning_scored", "the planning loss at scored positions", {"pointer": pointer.run_encdec,
+                                                                     "path_star": path_star.run_sequence_model}),
+    Arm("thoughts", "learned thought insertion", {"shakespeare": text.run_thoughts, "pointer": pointer.run_thoughts,
+                                                  "path_star": path_star.run_thoughts}),
+    *(Arm(name, f"dense tokens at random places, {_SELECTED_LABEL[name]}",
+          {"shakespeare": text.run_selected, "pointer": pointer.run_selected}, "open question") for name in SELECTED),
+    Arm("dense_adaptive", "dense tokens the model emits itself", {"pointer": pointer.run_adaptive}, "open question"),
+    Arm("dense_thoughts", "dense thoughts placed by episodes", {"shakespeare": text.run_thoughts,
+                                                                 "pointer": pointer.run_thoughts}, "open question"),
+    Arm("reversed", "the baseline on reversed answers", {"path_star": path_star.run_sequence_model}, "reference"),
+)}
+
+TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
+TASK_INFO: dict[str, TaskInfo] = {name: t.info for name, t in TASK_REGISTRY.items()}
+METHODS: tuple[str, ...] = tuple(a.name for a in ARMS.values() if a.group == "comparison")  # notebook 08's table
+NEW_METHODS: tuple[str, ...] = tuple(a.name for a in ARMS.values() if a.group == "open question")
+ALL_METHODS: tuple[str, ...] = METHODS + NEW_METHODS
+TASK_METHODS: dict[str, tuple[str, ...]] = {t: tuple(m for m in ALL_METHODS if t in ARMS[m].runs) for t in TASKS}
+REFERENCE_RUNS: dict[str, tuple[str, ...]] = {
+    t: refs for t in TASKS if (refs := tuple(a.name for a in ARMS.values() if a.group == "reference" and t in a.runs))}
+METHOD_NAMES: dict[str, str] = {name: a.label for name, a in ARMS.items()}
+
+
+def check_run_args(task: str, method: str, seed, lr) -> None:
+    if task not in TASK_REGISTRY:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    allowed = TASK_METHODS[task] + REFERENCE_RUNS.get(task, ())
+    if method not in allowed:
+        raise ValueError(f"method {method!r} does not apply to {task}; choose from {allowed}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+
+
+def _task_runner(task: str) -> Callable[..., CellResult]:
+    def run(method: str, seed: int, size: Size, device="cpu", lr: float = 3e-3) -> CellResult:
+        check_run_args(task, method, seed, lr)
+        return ARMS[method].runs[task](method, seed, size, device, lr)
+
+    run.__name__ = f"run_{task}"
+    run.__doc__ = f"Train ``method`` from scratch on {task} with ``seed`` and ``lr``; its test and validation numbers."
+    return run
+
+
+RUNNERS: dict[str, Callable[..., CellResult]] = {t: _task_runner(t) for t in TASKS}
+run_text, run_pointer, run_path_star = RUNNERS["shakespeare"], RUNNERS["pointer"], RUNNERS["path_star"]
+
+
+def task_references(task: str, size: Size) -> dict:
+    """The reference lines of one task, on the splits its runs are scored on (:mod:`lib.tasks.references`)."""
+    if task not in TASK_REGISTRY:
+        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    return TASK_REGISTRY[task].references(size)
+
+
+def reference_check(task: str, cells: dict[str, dict], refs: dict) -> tuple[bool, str]:
+    """Is the task's baseline past its reference line? ``(passed, one line saying why)``."""
+    if task not in TASK_REGISTRY:
+        raise ValueError(f"unknown task {task!r}")
+    if cells.get("baseline") is None:
+        return False, "no baseline run"
+    return TASK_REGISTRY[task].reference_check(cells, refs)

@@ -1,0 +1,73 @@
+"""Results files: every run, the references, the summary and where it came from (provenance);
+written atomically, read back with their types, and merged cell by cell."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .spec import CellResult, Size
+from .summary import summarize
+
+
+def load_results(path: str | Path) -> dict:
+    """A results file written by ``python -m lib.experiments.harness --json``: provenance, size,
+    references, runs (as :class:`CellResult`) and summary. Raises naming the file when it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {path}: generate them with `python -m lib.experiments.harness --size medium --json FILE` (lib/experiments/harness/__init__.py)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    missing = [k for k in ("provenance", "size", "references", "runs") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}: not a harness results file")
+    data["size"] = Size(**{**data["size"], "seeds": tuple(data["size"]["seeds"]), "lrs": tuple(data["size"]["lrs"])})
+    data["runs"] = [CellResult(**r) for r in data["runs"]]
+    for r in data["runs"]:
+        if "by_hops" in r.extra:
+            r.extra["by_hops"] = {int(k): v for k, v in r.extra["by_hops"].items()}
+    return data
+
+
+def write_results(path: str | Path, size: Size, results: list[CellResult], refs: dict, prov: dict) -> Path:
+    """Write every run, the references and the summary; via a temporary file, so a failure leaves
+    any earlier file untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"provenance": prov, "size": asdict(size), "references": refs, "runs": [asdict(r) for r in results],
+            "summary": summarize(results, refs)}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=float))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dict, prov: dict) -> Path:
+    """Add ``new`` runs to the results file at ``path`` (written at the same ``size``): runs of the
+    same (task, method) already there are replaced, every other run is kept as it was; the file's
+    provenance stays and gains an entry under ``"added"`` (``prov``: this batch's commit, command,
+    date, wall time); references of tasks the file lacks are added; the summary is recomputed."""
+    path = Path(path)
+    data = load_results(path)
+    if data["size"] != size:
+        raise ValueError(f"{path} was written at size {data['size'].name!r} with other settings; cannot merge {size.name!r} runs")
+    if not isinstance(new, list) or not all(isinstance(r, CellResult) for r in new):
+        raise TypeError("new must be a list of CellResult")
+    replaced = {(r.task, r.method) for r in new}
+    runs = [r for r in data["runs"] if (r.task, r.method) not in replaced] + new
+    provenance_ = dict(data["provenance"])
+    provenance_["added"] = list(provenance_.get("added", [])) + [{**prov, "cells": sorted(f"{t}/{m}" for t, m in replaced)}]
+    references = {**refs, **data["references"]}
+    return write_results(path, size, runs, references, provenance_)
+
+
+def load_results_summary(path: str | Path) -> dict:
+    """The summary of a results file, recomputed from its runs and references."""
+    data = load_results(path)
+    return summarize(data["runs"], data["references"])
