@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from lib.core import bpe, interp, model, plotting, sampling, stats, token_plot, training  # noqa: E402
 from lib.experiments import pointer_runs, text_runs  # noqa: E402
-from lib.methods import encdec, fillers, future_loss  # noqa: E402
+from lib.methods import dense, encdec, fillers, future_loss, thought_training, thoughts  # noqa: E402
 from lib.tasks import path_star, pointer_task, references  # noqa: E402
 from lib.methods.looped import LoopedGPT  # noqa: E402
 
@@ -49,10 +49,19 @@ PT = pointer_task.PointerSpec()
 PT_BATCH = pointer_task.sample_pointer_batch(PT, 4, torch.Generator().manual_seed(0), "pause")
 TOK = bpe.BPETokenizer.train("hello world, hello there! " * 20, 270, special_tokens=["<|endoftext|>"])
 E = torch.randn(2, 6, 8)
+TH, PAD = V - 1, 0  # thought and padding ids for the thought functions
+LENS = torch.full((2,), 6)
+START = thoughts.start_batch(GPT, T, LENS, TH, PAD)
 
 
 def targets(fill=-100, dtype=torch.long):
     return torch.full((2, 6), fill, dtype=dtype)
+
+
+def train_with_optimizer_of(params):
+    """``train`` on a fresh model with an optimizer over ``params(model)``."""
+    m = gpt()
+    return training.train(m, lambda s: T, TCFG, optimizer=torch.optim.AdamW(params(m)))
 
 
 # (name, call, exception, regex that must name the argument)
@@ -156,6 +165,10 @@ CASES = [
     ("nats_per_char n_chars 0", lambda: training.nats_per_char(1.0, 1, 0), ValueError, "n_chars"),
     ("save_checkpoint path int", lambda: training.save_checkpoint(GPT, 3), TypeError, "path"),
     ("read_checkpoint path None", lambda: training.read_checkpoint(None), TypeError, "path"),
+    ("train optimizer of another model (weights never move)", lambda: train_with_optimizer_of(lambda m: gpt().parameters()),
+     ValueError, "optimizer's parameters are not this model's.*re-run the cell that builds the optimizer"),
+    ("train optimizer missing some parameters", lambda: train_with_optimizer_of(lambda m: list(m.parameters())[:2]),
+     ValueError, "optimizer is missing .* trainable parameters"),
     # ---------------------------------------------------------------- sampling
     ("apply_temperature 0", lambda: sampling.apply_temperature(LOGITS, 0), ValueError, "temperature"),
     ("apply_temperature str", lambda: sampling.apply_temperature(LOGITS, "1"), TypeError, "temperature"),
@@ -278,6 +291,33 @@ CASES = [
     ("validation_windows n_real 1", lambda: fillers.validation_windows(DATA, 1, 5), ValueError, "n_real"),
     ("validation_windows max 0", lambda: fillers.validation_windows(DATA, 4, 0), ValueError, "max_windows"),
     ("evaluate_text_nll batch 0", lambda: text_runs.evaluate_text_nll(GPT, DATA, 6, None, 2, 1, batch_size=0), ValueError, "batch_size"),
+    # ---------------------------------------------------------------- thoughts and dense tokens
+    ("evaluate_nll score_mask all False (0 nats)", lambda: thought_training.evaluate_nll(GPT, T, LENS, TH, PAD, score_mask=torch.zeros(2, 6, dtype=torch.bool)),
+     ValueError, "nothing to score: score_mask"),
+    ("evaluate_nll score_mask on padding", lambda: thought_training.evaluate_nll(GPT, T, torch.tensor([6, 3]), TH, PAD, score_mask=torch.ones(2, 6, dtype=torch.bool).index_fill(1, torch.tensor([0]), False)),
+     ValueError, "score_mask must select only real tokens"),
+    ("targets_accuracy all -100 (a perfect 1.0)", lambda: dense.targets_accuracy(LOGITS3, targets()), ValueError, "nothing to score: every entry of targets"),
+    ("targets_accuracy target -5", lambda: dense.targets_accuracy(LOGITS3, targets(-5)), ValueError, r"targets must hold ids in \[0, 20\) \(or -100\)"),
+    ("start_batch thought_id = pad_id", lambda: thoughts.start_batch(GPT, T, LENS, 5, 5), ValueError, "thought_id and pad_id must differ"),
+    ("run_episode thought_id = pad_id", lambda: thoughts.run_episode(GPT, T, LENS, 5, 5, 1), ValueError, "thought_id and pad_id must differ"),
+    ("fast_forward thought_id = pad_id", lambda: thoughts.fast_forward(GPT, T, LENS, 5, 5), ValueError, "thought_id and pad_id must differ"),
+    ("insertion_round window 0 (every score 0)", lambda: thoughts.insertion_round(GPT, START, window=0), ValueError, r"window must be a positive int or None"),
+    ("run_episode window 0", lambda: thoughts.run_episode(GPT, T, LENS, TH, PAD, 1, window=0), ValueError, r"window must be a positive int or None"),
+    ("insertion_scores window 0", lambda: thoughts.insertion_scores(START.stats.text_lp, START.stats.text_lp, T, LENS, torch.tensor([-1, -1]), T * 0 + torch.arange(6), TH, window=0),
+     ValueError, r"window must be a positive int or None"),
+    ("run_episode window float", lambda: thoughts.run_episode(GPT, T, LENS, TH, PAD, 1, window=2.0), TypeError, "window"),
+    ("run_episode keep_fraction 1.5", lambda: thoughts.run_episode(GPT, T, LENS, TH, PAD, 1, keep_fraction=1.5), ValueError, "keep_fraction"),
+    ("target_log_likelihood target -5 (read as token 0)", lambda: dense.target_log_likelihood(LOGITS3, targets(-5)), ValueError, r"targets must hold ids in \[0, 20\) \(or -100\)"),
+    ("target_log_likelihood target = d_vocab", lambda: dense.target_log_likelihood(LOGITS3, targets(V)), ValueError, r"targets must hold ids in \[0, 20\)"),
+    ("target_log_likelihood int logits", lambda: dense.target_log_likelihood(LOGITS3.long(), targets(1)), TypeError, "logits"),
+    ("deletion_scores target -7", lambda: dense.deletion_scores(GPT, T, targets(-7), TH, PAD), ValueError, r"targets must hold ids in \[0, 20\) \(or -100\)"),
+    ("deletion_scores target = d_vocab", lambda: dense.deletion_scores(GPT, T, targets(V), TH, PAD), ValueError, r"targets must hold ids in \[0, 20\)"),
+    ("deletion_scores targets shape", lambda: dense.deletion_scores(GPT, T, targets(1)[:, :3], TH, PAD), ValueError, "targets"),
+    ("generate_with_thoughts thought_id = d_vocab", lambda: thought_training.generate_with_thoughts(GPT, T[:, :3], 1, V), ValueError,
+     r"thought_id = 20 is outside the vocabulary \[0, 20\)"),
+    ("generate_with_thoughts thought_id -1", lambda: thought_training.generate_with_thoughts(GPT, T[:, :3], 1, -1), ValueError,
+     r"thought_id = -1 is outside the vocabulary \[0, 20\)"),
+    ("generate_with_thoughts max_rank str", lambda: thought_training.generate_with_thoughts(GPT, T[:, :3], 1, TH, "0"), TypeError, "max_rank"),
     # ---------------------------------------------------------------- references and statistics
     ("ngram order 3", lambda: references.ngram_nats_per_token(DATA, T, V, 3, 1.0), ValueError, "order"),
     ("ngram k NaN", lambda: references.ngram_nats_per_token(DATA, T, V, 2, NAN), ValueError, "k"),
@@ -329,7 +369,8 @@ def test_the_suite_covers_every_module_it_claims():
     covered = {c[1].__code__.co_names for c in CASES}
     names = set().union(*covered)
     for module in ("model", "encdec", "training", "sampling", "bpe", "future_loss", "interp", "path_star",
-                   "pointer_task", "fillers", "references", "stats", "plotting", "token_plot"):
+                   "pointer_task", "fillers", "references", "stats", "plotting", "token_plot", "thoughts",
+                   "thought_training", "dense"):
         assert module in names or any(module in n for n in names), module
     assert len(CASES) >= 200
 
@@ -406,6 +447,83 @@ def _raise(x, hook):
     raise RuntimeError("hook failed")
 
 
+def test_state_train_with_another_models_optimizer_moves_nothing():
+    m = gpt()
+    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    stale = training.make_optimizer(gpt(), TCFG)  # the model cell was re-run, the optimizer cell was not
+    with pytest.raises(ValueError, match="optimizer's parameters are not this model's"):
+        training.train(m, lambda s: T, TCFG, optimizer=stale)
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items()) and not m.training
+    assert all(not state for state in stale.state.values())  # the optimizer took no step either
+    extra = torch.nn.Linear(2, 2)  # a superset (a loss module trained alongside, as notebook 07 does) is fine
+    training.train(m, lambda s: T, TCFG, optimizer=torch.optim.AdamW([*m.parameters(), *extra.parameters()]))
+    assert not torch.equal(m.state_dict()["embed.W_E"], before["embed.W_E"])
+
+
+def test_state_episode_checks_everything_before_drawing():
+    # keep_fraction used to be checked by keep_best after round 1, once the "random" rule had drawn.
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    with pytest.raises(ValueError, match="keep_fraction"):
+        thoughts.run_episode(GPT, T, LENS, TH, PAD, 2, rule="random", keep_fraction=1.5, generator=gen)
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_state_train_dense_thinker_refuses_a_bad_rule_before_training():
+    from lib.methods.dense_thoughts import train_dense_thinker
+
+    m = gpt()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    rows, lengths = thoughts.plain_batch(torch.randint(0, TH, (8, 6), generator=torch.Generator().manual_seed(0)))
+    wanted = torch.ones_like(rows, dtype=torch.bool)
+    for kwargs, match in [(dict(rule="best"), "rule"), (dict(pad_id=TH), "dense_id and pad_id must differ"),
+                          (dict(first_gap=0), "first_gap")]:
+        args = dict(steps=2, batch_size=4, dense_id=TH, pad_id=PAD) | kwargs
+        with pytest.raises(ValueError, match=match):  # the rule was only read at the half-way switch
+            train_dense_thinker(m, rows, lengths, wanted, **args)
+        assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+
+
+def test_one_train_dense_thinker_call_checks_each_tensor_once(monkeypatch):
+    """Validate once at the boundary: the public call checks its tensors, the helpers it calls
+    trust them. Before, one small call ran check_padded_rows 17 times and check_tensor 18 times
+    through the thought modules, one episode chunk of rows being checked 7 times."""
+    import sys
+
+    from lib.core import checks
+    from lib.methods.dense_thoughts import train_dense_thinker
+
+    m = gpt(model.GPTConfig(d_vocab=11, n_ctx=12, d_model=16, n_layers=1, n_heads=2, d_head=8, d_mlp=32))
+    rows, lengths = thoughts.plain_batch(torch.randint(0, 8, (16, 8), generator=torch.Generator().manual_seed(0)))
+    wanted = torch.ones_like(rows, dtype=torch.bool)
+    seen: dict[int, list] = {}  # id -> [tensor (kept alive, so ids are not reused), times checked]
+    calls = {"check_padded_rows": 0, "check_tensor": 0, "check_token_ids": 0}
+
+    def counting(name, check):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            for x in args[:2]:  # (tokens, lengths) or (tensor, name)
+                if isinstance(x, torch.Tensor):
+                    seen.setdefault(id(x), [x, 0])[1] += 1
+            return check(*args, **kwargs)
+        return wrapper
+
+    patched = []
+    for name in calls:
+        original = getattr(checks, name)
+        for module in list(sys.modules.values()):
+            if getattr(module, "__name__", "").startswith("lib.") and module is not checks and getattr(module, name, None) is original:
+                monkeypatch.setattr(module, name, counting(name, original))
+                patched.append(module.__name__)
+    assert {"lib.methods.thoughts", "lib.methods.thought_training", "lib.methods.dense_thoughts"} <= set(patched)
+    out = train_dense_thinker(m, rows, lengths, wanted, 4, 4, 9, 10, n_rounds=2)
+    assert [r["round"] for r in out["rounds"]] == [1, 2]  # the episodes did run
+    assert max(n for _, n in seen.values()) == 1
+    assert seen[id(rows)][1] == 1 and seen[id(lengths)][1] == 1
+    assert calls == {"check_padded_rows": 1, "check_tensor": 0, "check_token_ids": 0}
+
+
 def test_state_encdec_cache_untouched_by_a_failing_forward():
     cache = ED.new_kv_cache()
     ED(T[:, :3], kv_cache=cache)
@@ -449,6 +567,59 @@ def test_save_checkpoint_failure_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
 
 
+def test_checkpoint_with_a_flipped_byte_is_refused(tmp_path):
+    path = training.save_checkpoint(GPT, tmp_path / "m.safetensors")
+    data = bytearray(path.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")  # safetensors: 8-byte length, JSON header, tensor bytes
+    data[8 + header_len + (len(data) - 8 - header_len) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    for read in (training.read_checkpoint, training.load_gpt):
+        with pytest.raises(ValueError, match="m.safetensors is a corrupt or edited checkpoint"):
+            read(path)
+
+
+def test_checkpoint_without_a_digest_still_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    # Written as save_checkpoint did before it recorded a digest (the shipped checkpoint is such a file).
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.contiguous() for k, v in GPT.state_dict().items()}, str(path),
+              metadata={"config": json.dumps(CFG.to_dict()), "model_class": "GPT", "metadata": "{}"})
+    loaded, _ = training.load_gpt(path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), GPT.state_dict().values()))
+
+
+@pytest.mark.parametrize("save", [lambda p: training.save_checkpoint(GPT, p), lambda p: TOK.save(p)],
+                         ids=["save_checkpoint", "BPETokenizer.save"])
+def test_saving_onto_a_folder_fails_before_writing(tmp_path, save):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("x")
+    for _ in range(2):  # each failed call used to leave one hidden temporary file behind
+        with pytest.raises(ValueError, match="path must be the path of a file, got the existing folder"):
+            save(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
+def test_atomic_path_removes_its_temporary_file_when_the_rename_fails(tmp_path):
+    from lib.core import checks
+
+    target = tmp_path / "out.json"
+    with pytest.raises(OSError):
+        with checks.atomic_path(target) as tmp:
+            tmp.write_text("new")
+            target.mkdir()  # something else put a folder there meanwhile: the final rename fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"] and target.is_dir()
+
+
+def test_tokenizer_file_round_trips_its_pattern(tmp_path):
+    path = TOK.save(tmp_path / "tok.json")
+    assert json.loads(path.read_text())["pattern"] == bpe.GPT2_SPLIT_PATTERN
+    loaded = bpe.BPETokenizer.load(path)
+    assert loaded.encode("hello world, hello there!") == TOK.encode("hello world, hello there!")
+
+
 @pytest.mark.parametrize(
     "content, match",
     [
@@ -459,8 +630,11 @@ def test_save_checkpoint_failure_leaves_the_old_file(tmp_path):
                      "special_tokens": {"<s>": 256}}), "already the id"),  # a special shadowing a merge
         (json.dumps({"format": "course-bpe-v1", "byte_ids": list(range(256)), "merges": [[0, 999, 256]],
                      "special_tokens": {}}), "not a valid tokenizer file"),
+        # load used to ignore the pattern and split with GPT-2's anyway
+        (json.dumps({"format": "course-bpe-v1", "pattern": r"\w+|\s+", "byte_ids": list(range(256)), "merges": [],
+                     "special_tokens": {}}), "'pattern' must be GPT-2's split pattern"),
     ],
-    ids=["json-list", "bad-json", "format", "special-shadows-merge", "merge-of-unknown-id"],
+    ids=["json-list", "bad-json", "format", "special-shadows-merge", "merge-of-unknown-id", "other-pattern"],
 )
 def test_corrupt_tokenizer_files(tmp_path, content, match):
     path = tmp_path / "tok.json"

@@ -259,7 +259,7 @@ def test_schedule_switches_to_survivors_once_at_half_way(monkeypatch):
 
     model, tokens, targets, make = schedule_setup()
     calls = []
-    real = tt.collect_survivors
+    real = tt._collect_survivors  # what the schedule calls: collect_survivors without its argument checks
 
     def spy(m, rows, lens, *args, **kwargs):
         calls.append((m, rows.clone()))
@@ -270,7 +270,7 @@ def test_schedule_switches_to_survivors_once_at_half_way(monkeypatch):
         calls.append(insert_before_mask(out_tokens, out_lengths, forced, 10, 11)[:2])
         return (*calls[-1], hist)
 
-    monkeypatch.setattr(tt, "collect_survivors", spy)
+    monkeypatch.setattr(tt, "_collect_survivors", spy)
     schedule = make()
     for step in range(3):  # the warm-up: the first half's rows in order, thoughts read, not predicted
         rows, lens, wanted, thought_targets = schedule(step)
@@ -296,7 +296,7 @@ def test_twin_schedule_is_the_thinkers_without_thoughts(monkeypatch):
 
     model, tokens, targets, make = schedule_setup()
     thinker, twin = make(), make(with_thoughts=False)
-    monkeypatch.setattr(tt, "collect_survivors", lambda *a, **k: pytest.fail("the twin runs no episodes"))
+    monkeypatch.setattr(tt, "_collect_survivors", lambda *a, **k: pytest.fail("the twin runs no episodes"))
     for step in range(6):
         rows, lens, wanted, _ = twin(step)
         assert torch.equal(rows, tokens[4 * step : 4 * (step + 1)]) and (lens == 5).all()

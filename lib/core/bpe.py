@@ -341,7 +341,7 @@ class BPETokenizer:
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
         """Write a readable JSON file: merges as id pairs in rank order, specials by name."""
-        path = checks.check_path(path, "path")
+        path = checks.check_file_path(path, "path")
         data = {
             "format": "course-bpe-v1",
             "pattern": GPT2_SPLIT_PATTERN,
@@ -366,6 +366,12 @@ class BPETokenizer:
                 raise ValueError(f"expected a JSON object, got a JSON {type(data).__name__}")
             if data.get("format") != "course-bpe-v1":
                 raise ValueError(f"unknown format {data.get('format')!r}")
+            # Encoding splits text with GPT2_SPLIT_PATTERN, the one pattern save writes; merges
+            # learnt after another split would encode text differently from how they were trained.
+            pattern = data.get("pattern", GPT2_SPLIT_PATTERN)
+            if pattern != GPT2_SPLIT_PATTERN:
+                raise ValueError(f"its 'pattern' must be GPT-2's split pattern {GPT2_SPLIT_PATTERN!r} (the only one "
+                                 f"BPETokenizer encodes with), got {pattern!r}")
             byte_ids = [int(i) for i in data["byte_ids"]]
             vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
             merges = {}

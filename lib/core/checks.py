@@ -205,10 +205,15 @@ def check_token_id(value: Any, name: str, d_vocab: int | None = None) -> int:
     return int(value)
 
 
-def check_padded_rows(tokens: Any, lengths: Any) -> None:
+def check_padded_rows(tokens: Any, lengths: Any, *, ids: bool = False, d_vocab: int | None = None) -> None:
     """Right-padded rows: ``tokens`` an integer ``[batch, pos]`` tensor, ``lengths`` an integer
-    ``[batch]`` tensor on the same device, each length in ``[1, pos]`` (the real tokens of its row)."""
-    check_tensor(tokens, "tokens", ndim=2, dtype="int")
+    ``[batch]`` tensor on the same device, each length in ``[1, pos]`` (the real tokens of its row).
+    ``ids=True`` (or a ``d_vocab``) also checks the values as token ids (:func:`check_token_ids`),
+    in the same pass, so a caller needs no second check of ``tokens``."""
+    if ids or d_vocab is not None:
+        check_token_ids(tokens, "tokens", d_vocab, ndim=2)
+    else:
+        check_tensor(tokens, "tokens", ndim=2, dtype="int")
     check_tensor(lengths, "lengths", ndim=1, dtype="int")
     if lengths.shape[0] != tokens.shape[0]:
         raise ValueError(f"lengths has {lengths.shape[0]} rows, tokens has {tokens.shape[0]}")
@@ -257,6 +262,15 @@ def check_path(path: Any, name: str = "path") -> Path:
     return Path(path)
 
 
+def check_file_path(path: Any, name: str = "path") -> Path:
+    """``path`` as a ``pathlib.Path`` a file can be written to: :func:`check_path`, and not an
+    existing folder (refused before anything is written)."""
+    path = check_path(path, name)
+    if path.is_dir():
+        raise ValueError(f"{name} must be the path of a file, got the existing folder {path} (add a file name to it)")
+    return path
+
+
 class atomic_path:
     """``with atomic_path(final) as tmp: write(tmp)``: ``tmp`` is a fresh file in the same folder,
     renamed onto ``final`` when the block succeeds and removed when it fails, so ``final`` is
@@ -266,6 +280,8 @@ class atomic_path:
         self.final = Path(final)
 
     def __enter__(self) -> Path:
+        if self.final.is_dir():  # os.replace could not put a file there: refuse before writing
+            raise IsADirectoryError(f"{self.final} is a folder, not a file path")
         self.final.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{self.final.name}.", suffix=".tmp", dir=self.final.parent)
         os.close(fd)
@@ -274,8 +290,12 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            os.chmod(self.tmp, 0o644)  # mkstemp's 0600 would make the result private
-            os.replace(self.tmp, self.final)
+            try:
+                os.chmod(self.tmp, 0o644)  # mkstemp's 0600 would make the result private
+                os.replace(self.tmp, self.final)  # fails when final is a folder, for one
+            except BaseException:
+                self.tmp.unlink(missing_ok=True)
+                raise
         else:
             self.tmp.unlink(missing_ok=True)
         return False
@@ -283,6 +303,7 @@ class atomic_path:
 
 __all__ = [
     "atomic_path",
+    "check_file_path",
     "check_path",
     "INT_DTYPES",
     "check_bool",

@@ -9,6 +9,7 @@ own models and losses with the same loop and the same schedule.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -258,6 +259,8 @@ def train(
     if val_fn is not None and not callable(val_fn):
         raise TypeError(f"val_fn must be a callable or None, got {type(val_fn).__name__}")
     checks.check_type(optimizer, "optimizer", torch.optim.Optimizer, allow_none=True)
+    if optimizer is not None:
+        _check_optimizer_covers(model, optimizer)
     opt = optimizer if optimizer is not None else make_optimizer(model, cfg)
     # If training fails, the model goes back to the mode it came in (its weights may have moved).
     modes = [(m, m.training) for m in model.modules()]
@@ -267,6 +270,32 @@ def train(
         for m, mode in modes:
             m.training = mode
         raise
+
+
+def _check_optimizer_covers(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Every trainable parameter of ``model`` (by identity) must be in ``optimizer``: one that is
+    not keeps its initial value while the loss falls through the others, with no error. Extra
+    parameters (a loss module trained alongside, say) are fine; frozen ones
+    (``requires_grad=False``) need not be there."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    missing = [name for name, p in trainable if id(p) not in held]
+    if not missing:
+        return
+    if len(missing) == len(trainable):
+        # The usual cause: the model was rebuilt, the optimizer still holds the old model's tensors.
+        raise ValueError(
+            "optimizer's parameters are not this model's: it holds none of the model's "
+            f"{len(trainable)} trainable parameters, so training would move no weight. It was built "
+            "for another model (re-ran the cell that builds the model, not the one that builds the "
+            "optimizer?): re-run the cell that builds the optimizer, e.g. optimizer = make_optimizer(model, cfg)"
+        )
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    raise ValueError(
+        f"optimizer is missing {len(missing)} of the model's {len(trainable)} trainable parameters ({shown}): "
+        "they would never be updated. Build the optimizer from this model (make_optimizer(model, cfg)), "
+        "or freeze the ones you mean to keep fixed with p.requires_grad_(False)"
+    )
 
 
 def _train_loop(model, batch_fn, cfg: TrainConfig, loss_fn, val_fn, opt) -> History:
@@ -385,12 +414,27 @@ def nats_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
 
 
 # --------------------------------------------------------------------------- checkpoints
+_DIGEST_KEY = "tensors_sha256"
+
+
+def _tensors_digest(tensors: dict[str, Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and raw bytes, in name order: a flipped
+    bit anywhere in the weights changes it (safetensors itself checks only the layout)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict | None = None) -> Path:
-    """Write the weights as safetensors; the model's config (and ``metadata``) go in its header."""
+    """Write the weights as safetensors; the model's config (and ``metadata``) go in its header,
+    with a sha256 of the weights that :func:`read_checkpoint` and :func:`load_gpt` verify."""
     from safetensors.torch import save_file
 
     checks.check_type(model, "model", nn.Module)
-    path = _check_path(path, "path")
+    path = checks.check_file_path(path, "path")
     checks.check_type(metadata, "metadata", dict, allow_none=True)
     cfg = getattr(model, "cfg", None)
     try:
@@ -400,6 +444,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict | None = 
     header = {"config": json.dumps(cfg.to_dict() if cfg is not None else {}), "model_class": type(model).__name__}
     header["metadata"] = meta_json
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    header[_DIGEST_KEY] = _tensors_digest(tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed at the end: a failure never leaves half a checkpoint.
     with atomic_path(path) as tmp:
@@ -428,6 +473,13 @@ def _read(path) -> tuple[dict[str, Tensor], dict]:
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
     if "config" not in header:
         raise ValueError(f"{path} has no model config in its header; was it written by save_checkpoint?")
+    # Files written before the digest existed (the shipped checkpoint among them) have none: they load unchecked.
+    recorded = header.get(_DIGEST_KEY)
+    if recorded is not None and recorded != _tensors_digest(state):
+        raise ValueError(
+            f"{path} is a corrupt or edited checkpoint: the sha256 of its weights differs from the one "
+            "save_checkpoint recorded in its header (regenerate it, e.g. with `python -m lib.experiments.prepare`)"
+        )
     return state, header
 
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from lib.core.checks import eval_mode
+from lib.core.checks import check_tensor, check_token_id, check_token_ids, eval_mode
 from lib.core.model import GPT, KVCache, per_token_log_probs
 
 Source = Literal["normed", "raw"]
@@ -138,7 +138,13 @@ def unrolled_forward(
     _check_source(source)
     if not isinstance(depth, int) or depth < 0:
         raise ValueError(f"depth must be an int >= 0, got {depth!r}")
-    mask = dense_mask(tokens, dense_id)
+    return _unrolled_forward(model, tokens, dense_id, depth, source, truncate_backprop)
+
+
+def _unrolled_forward(model: GPT, tokens: Tensor, dense_id: int, depth: int, source: Source = "normed",
+                      truncate_backprop: bool = False) -> UnrolledOutput:
+    """:func:`unrolled_forward` for arguments its caller has checked."""
+    mask = tokens == dense_id
     embeds = model.embed(tokens)
     out = UnrolledOutput(logits=torch.empty(0), mask=mask)
     vectors = torch.zeros_like(embeds)
@@ -284,22 +290,38 @@ def remove_positions(
     return new_tokens, new_targets
 
 
+_IGNORE = -100  # the target of a position that is not scored
+
+
+def _check_logits_and_targets(logits, targets) -> None:
+    """``logits`` float ``[batch, pos, d_vocab]``, ``targets`` integer ``[batch, pos]`` holding ids
+    in ``[0, d_vocab)`` or -100: any other negative id would be read as a clamped token 0."""
+    check_tensor(logits, "logits", ndim=3, dtype="float")
+    check_token_ids(targets, "targets", logits.shape[-1], ndim=2, ignore_index=_IGNORE)
+    if logits.shape[:2] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree on [batch, pos]")
+
+
 def target_log_likelihood(
     logits: Float[Tensor, "batch pos d_vocab"], targets: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, " batch"]:
     """Sum over each row of log p(target) at the positions whose target is not -100."""
-    if logits.ndim != 3 or logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree")
-    scored = targets != -100
+    _check_logits_and_targets(logits, targets)
+    return _target_log_likelihood(logits, targets)
+
+
+def _target_log_likelihood(logits: Tensor, targets: Tensor) -> Tensor:
+    scored = targets != _IGNORE
     log_probs = logits.log_softmax(dim=-1).gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)
     return (log_probs * scored).sum(dim=1)
 
 
 def targets_accuracy(logits: Float[Tensor, "batch pos d_vocab"], targets: Int[Tensor, "batch pos"]) -> float:
     """Fraction of rows whose greedy prediction is right at every scored position (target != -100)."""
-    if logits.ndim != 3 or logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must agree")
-    scored = targets != -100
+    _check_logits_and_targets(logits, targets)
+    scored = targets != _IGNORE
+    if not bool(scored.any()):  # the mean of rows with nothing to get wrong would be a perfect 1.0
+        raise ValueError("nothing to score: every entry of targets is -100 (ignored); targets must hold at least one id")
     right = (logits.argmax(dim=-1) == targets) | ~scored
     return right.all(dim=1).float().mean().item()
 
@@ -320,9 +342,14 @@ def deletion_scores(
     """
     _check_tokens(model, tokens)
     _check_dense_id(model, dense_id)
+    _check_source(source)
+    check_token_ids(targets, "targets", model.cfg.d_vocab, ndim=2, ignore_index=_IGNORE)
+    if targets.shape != tokens.shape:
+        raise ValueError(f"targets {tuple(targets.shape)} must have the shape of tokens {tuple(tokens.shape)}")
+    check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
     mask = dense_mask(tokens, dense_id)
     depth = int(mask.sum(dim=1).max()) if mask.numel() else 0
-    base = target_log_likelihood(unrolled_forward(model, tokens, dense_id, depth, source).logits, targets)
+    base = _target_log_likelihood(_unrolled_forward(model, tokens, dense_id, depth, source).logits, targets)
     rows, cols = mask.nonzero(as_tuple=True)
     scores = torch.full(tokens.shape, float("nan"), device=tokens.device)
     if len(rows) == 0:
@@ -331,8 +358,8 @@ def deletion_scores(
     remove = torch.zeros(len(rows), tokens.shape[1], dtype=torch.bool, device=tokens.device)
     remove[torch.arange(len(rows)), cols] = True
     variant_tokens, variant_targets = remove_positions(tokens[rows], targets[rows], remove, pad_id)
-    logits = unrolled_forward(model, variant_tokens, dense_id, max(depth - 1, 0), source).logits
-    scores[rows, cols] = base[rows] - target_log_likelihood(logits, variant_targets)
+    logits = _unrolled_forward(model, variant_tokens, dense_id, max(depth - 1, 0), source).logits
+    scores[rows, cols] = base[rows] - _target_log_likelihood(logits, variant_targets)
     return scores
 
 

@@ -24,11 +24,17 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from lib.core.checks import check_int, check_padded_rows, check_token_ids, eval_mode
-from lib.methods.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, target_log_likelihood, unrolled_forward
+from lib.core.checks import check_int, check_padded_rows, check_token_id, check_token_ids, eval_mode
+from lib.methods.dense import (
+    _target_log_likelihood,
+    add_dense_vectors,
+    hidden_and_logits,
+    shift_to_next_position,
+    unrolled_forward,
+)
 from lib.methods.fillers import masked_lm_loss
-from lib.methods.thought_training import masked_thought_targets
-from lib.methods.thoughts import insert_tokens
+from lib.methods.thought_training import _check_text_targets, _masked_thought_targets
+from lib.methods.thoughts import _check_thought_and_pad, _insert_tokens
 
 MODES: tuple[str, ...] = ("top", "random")
 
@@ -52,9 +58,9 @@ def insert_random_dense(
     of the original tokens ``first_gap .. length - 1`` (several may share a gap: a run of dense
     tokens is a longer chain of vectors). Returns ``(tokens, lengths)``, right-padded with
     ``pad_id``. Drawn on the CPU from ``generator``, so every device gets the same places."""
-    check_token_ids(tokens, "tokens", ndim=2)
-    check_padded_rows(tokens, lengths)
+    check_padded_rows(tokens, lengths, ids=True)
     check_int(n_dense, "n_dense", min=0)
+    _check_thought_and_pad(dense_id, pad_id, thought_name="dense_id")
     check_int(first_gap, "first_gap", min=1)
     _check_generator(generator)
     if tokens.numel() and int(lengths.min()) <= first_gap:
@@ -66,7 +72,7 @@ def insert_random_dense(
         # original token first_gap - 1 (nothing is ever inserted before first_gap).
         span = (lens - first_gap).cpu()
         t = first_gap + (torch.rand(rows.shape[0], generator=generator) * span).long().clamp(max=span - 1)
-        rows, lens, _ = insert_tokens(rows, lens, t.to(rows.device), dense_id, pad_id)
+        rows, lens, _ = _insert_tokens(rows, lens, t.to(rows.device), dense_id, pad_id)
     return rows, lens
 
 
@@ -80,10 +86,12 @@ def dense_targets(
     token (-100 where a dense token comes next: its place was drawn, not predicted, as with
     :func:`lib.methods.fillers.interleave_fillers`). ``text_targets`` (by original index) limits which
     original tokens are trained (a task's answer); default: all of them."""
-    check_token_ids(tokens, "tokens", ndim=2)
+    check_padded_rows(tokens, lengths, ids=True)
+    check_token_id(dense_id, "dense_id")
     if text_targets is None:
         text_targets = torch.ones(tokens.shape, dtype=torch.bool, device=tokens.device)
-    return masked_thought_targets(tokens, lengths, dense_id, text_targets, thought_targets=False)
+    _check_text_targets(text_targets, tokens)
+    return _masked_thought_targets(tokens, lengths, dense_id, text_targets, thought_targets=False)
 
 
 # --------------------------------------------------------------------------- 2. one pass makes the vectors
@@ -96,8 +104,8 @@ def selection_gains(
     makes each dense position's candidate vector, the hidden state just before it; pass 1 feeds
     those vectors (the "with" score). Positions before the first dense token cannot change
     (causal attention), so this is the change on what follows the dense tokens."""
-    check_token_ids(tokens, "tokens", ndim=2)
-    check_token_ids(targets, "targets", ndim=2, ignore_index=-100)
+    check_token_ids(tokens, "tokens", model.cfg.d_vocab, ndim=2)
+    check_token_ids(targets, "targets", model.cfg.d_vocab, ndim=2, ignore_index=-100)
     if targets.shape != tokens.shape:
         raise ValueError(f"targets {tuple(targets.shape)} must match tokens {tuple(tokens.shape)}")
     if isinstance(dense_id, bool) or not isinstance(dense_id, int) or not 0 <= dense_id < model.cfg.d_vocab:
@@ -107,7 +115,7 @@ def selection_gains(
         hidden, logits_without = hidden_and_logits(model, embeds)
         mask = tokens == dense_id
         _, logits_with = hidden_and_logits(model, add_dense_vectors(embeds, shift_to_next_position(hidden), mask))
-    return target_log_likelihood(logits_with, targets) - target_log_likelihood(logits_without, targets)
+    return _target_log_likelihood(logits_with, targets) - _target_log_likelihood(logits_without, targets)
 
 
 def select_rows(
@@ -136,6 +144,10 @@ def after_dense_mask(tokens: Int[Tensor, "batch pos"], dense_id: int, span: int)
     ``d`` marks ``d, d + 1, ..., d + span - 1`` (they predict the ``span`` tokens after it)."""
     check_token_ids(tokens, "tokens", ndim=2)
     check_int(span, "span", min=1)
+    return _after_dense_mask(tokens, dense_id, span)
+
+
+def _after_dense_mask(tokens: Tensor, dense_id: int, span: int) -> Tensor:
     is_dense = (tokens == dense_id).long()
     # count of dense tokens in (p - span, p]: a running sum minus the same sum span places back
     run = is_dense.cumsum(1)
@@ -157,9 +169,15 @@ def dense_token_loss(
     if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim != 3:
         raise TypeError("logits must be a floating-point tensor [batch, pos, d_vocab]")
     check_token_ids(targets, "targets", ndim=2, ignore_index=-100)
+    check_token_ids(tokens, "tokens", ndim=2)
     if logits.shape[:2] != targets.shape or tokens.shape != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)}, tokens {tuple(tokens.shape)} and targets {tuple(targets.shape)} must agree")
-    near = after_dense_mask(tokens, dense_id, span) & (targets != -100)
+    check_int(span, "span", min=1)
+    return _dense_token_loss(logits, tokens, targets, dense_id, span, masked_ids)
+
+
+def _dense_token_loss(logits: Tensor, tokens: Tensor, targets: Tensor, dense_id: int, span: int, masked_ids) -> Tensor:
+    near = _after_dense_mask(tokens, dense_id, span) & (targets != -100)
     if not bool(near.any()):
         return logits.sum() * 0.0
     return masked_lm_loss(logits, targets.masked_fill(~near, -100), masked_ids)
@@ -180,9 +198,10 @@ def selected_dense_loss(
     ``loss = cross_entropy + lam * dense_token_loss``."""
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or lam == float("inf"):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    logits = unrolled_forward(model, tokens, dense_id, depth).logits
-    ce = masked_lm_loss(logits, targets, masked_ids)
-    dl = dense_token_loss(logits, tokens, targets, dense_id, span, masked_ids)
+    check_int(span, "span", min=1)
+    logits = unrolled_forward(model, tokens, dense_id, depth).logits  # checks tokens, dense_id and depth
+    ce = masked_lm_loss(logits, targets, masked_ids)  # checks targets and masked_ids
+    dl = _dense_token_loss(logits, tokens, targets, dense_id, span, masked_ids)
     return ce + lam * dl, ce, dl
 
 

@@ -27,11 +27,11 @@ import torch.nn as nn
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from lib.core.checks import check_int, check_padded_rows, check_token_id, eval_mode
-from lib.methods.dense import add_dense_vectors, hidden_and_logits, shift_to_next_position, unrolled_forward
+from lib.core.checks import check_float, check_int, check_padded_rows, check_token_id, check_token_ids, eval_mode
+from lib.methods.dense import _unrolled_forward, add_dense_vectors, hidden_and_logits, shift_to_next_position, unrolled_forward
 from lib.core.model import GPT, KVCache
-from lib.methods.thought_training import collect_survivors, masked_thought_targets
-from lib.methods.thoughts import insert_random_thoughts
+from lib.methods.thought_training import _check_episode_args, _collect_survivors, _masked_thought_targets
+from lib.methods.thoughts import _check_thought_and_pad, _insert_random_thoughts
 
 
 def _check_model_and_id(model, dense_id) -> None:
@@ -92,9 +92,13 @@ def precompute_vectors(
     """The vectors that enter at every dense position of an exact forward (zero elsewhere):
     the warm start of :func:`unrolled_from`."""
     _check_model_and_id(model, dense_id)
-    if not isinstance(tokens, Tensor) or tokens.is_floating_point() or tokens.ndim != 2:
-        raise TypeError("tokens must be an integer tensor [batch, pos]")
+    check_token_ids(tokens, "tokens", model.cfg.d_vocab, ndim=2)
     check_int(batch_size, "batch_size", min=1)
+    return _precompute_vectors(model, tokens, dense_id, batch_size)
+
+
+@torch.no_grad()
+def _precompute_vectors(model: GPT, tokens: Tensor, dense_id: int, batch_size: int = 256) -> Tensor:
     with eval_mode(model):
         out = torch.zeros(*tokens.shape, model.cfg.d_model, device=tokens.device)
         for s in range(0, tokens.shape[0], batch_size):
@@ -102,7 +106,7 @@ def precompute_vectors(
             mask = rows == dense_id
             depth = int(mask.sum(dim=1).max()) if rows.numel() else 0
             if depth:
-                out[s : s + batch_size] = unrolled_forward(model, rows, dense_id, depth).vectors[-1] * mask[..., None]
+                out[s : s + batch_size] = _unrolled_forward(model, rows, dense_id, depth).vectors[-1] * mask[..., None]
     return out
 
 
@@ -117,9 +121,14 @@ def unrolled_from(
     positions (the pre-computed vectors, no gradient through them), and ``depth`` more passes
     refresh them with the current parameters: ``depth + 1`` passes, the logits of the last."""
     _check_model_and_id(model, dense_id)
+    check_token_ids(tokens, "tokens", model.cfg.d_vocab, ndim=2)
     check_int(depth, "depth", min=0)
     if not isinstance(init, Tensor) or not init.is_floating_point() or tuple(init.shape) != (*tokens.shape, model.cfg.d_model):
         raise ValueError(f"init must be a float tensor of shape {(*tokens.shape, model.cfg.d_model)}, got {getattr(init, 'shape', init)}")
+    return _unrolled_from(model, tokens, dense_id, depth, init)
+
+
+def _unrolled_from(model: GPT, tokens: Tensor, dense_id: int, depth: int, init: Tensor) -> Tensor:
     mask = tokens == dense_id
     embeds = model.embed(tokens)
     vectors = init.detach()
@@ -175,8 +184,11 @@ def train_dense_thinker(
     survivors' thoughts per row, the rounds (:func:`round_table`) and the training history."""
     from lib.core.training import TrainConfig, train
 
+    # Every argument is checked here, once: a bad rule found at the half-way switch would leave
+    # the model half trained, and the helpers below trust what they are given.
     _check_model_and_id(model, dense_id)
-    check_padded_rows(tokens, lengths)
+    _check_thought_and_pad(dense_id, pad_id, model.cfg.d_vocab, "dense_id")
+    check_padded_rows(tokens, lengths, d_vocab=model.cfg.d_vocab)
     if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.shape != tokens.shape:
         raise ValueError(f"text_targets must be a bool tensor of the shape of tokens {tuple(tokens.shape)}")
     check_int(steps, "steps", min=2)
@@ -184,6 +196,9 @@ def train_dense_thinker(
     check_int(warmup_thoughts, "warmup_thoughts", min=0)
     check_int(n_rounds, "n_rounds", min=0)
     check_int(depth, "depth", min=0)
+    check_int(seed, "seed", min=0)
+    check_float(lr, "lr", positive=True)
+    _check_episode_args(n_rounds, rule, first_gap)
     if tokens.shape[0] < steps * batch_size:
         raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
     gen = torch.Generator().manual_seed(seed)
@@ -195,13 +210,13 @@ def train_dense_thinker(
         if step < half:
             idx = slice(step * batch_size, (step + 1) * batch_size)
             counts = torch.randint(0, warmup_thoughts + 1, (batch_size,), generator=gen)
-            rows, lens = insert_random_thoughts(tokens[idx], lengths[idx], counts, dense_id, pad_id, gen, first_gap)
+            rows, lens = _insert_random_thoughts(tokens[idx], lengths[idx], counts, dense_id, pad_id, gen, first_gap)
             return rows, lens, text_targets[idx], None
         if "survivors" not in state:  # the switch: dense episodes with the warmed-up model
             view = DenseView(model, dense_id, max(n_rounds, 1))
-            sv_tokens, sv_lengths, histories = collect_survivors(view, tokens[second], lengths[second], dense_id, pad_id,
-                                                                 n_rounds, rule, seed=seed, first_gap=first_gap)
-            state["survivors"] = (sv_tokens, sv_lengths, precompute_vectors(model, sv_tokens, dense_id))
+            sv_tokens, sv_lengths, histories = _collect_survivors(view, tokens[second], lengths[second], dense_id, pad_id,
+                                                                  n_rounds, rule, seed=seed, first_gap=first_gap)
+            state["survivors"] = (sv_tokens, sv_lengths, _precompute_vectors(model, sv_tokens, dense_id))
             state["thoughts_per_row"] = float((sv_tokens == dense_id).sum()) / sv_tokens.shape[0]
             state["rounds"] = round_table(histories)
         sv_tokens, sv_lengths, vectors = state["survivors"]
@@ -213,10 +228,10 @@ def train_dense_thinker(
     def loss_fn(m, batch) -> Tensor:
         rows, lens, wanted, init = batch
         if init is None:  # warm-up: thoughts are read, not predicted; exact forward
-            logits = unrolled_forward(m, rows, dense_id, warmup_thoughts).logits
-            return GPT.loss(logits, targets=masked_thought_targets(rows, lens, dense_id, wanted, False))
-        logits = unrolled_from(m, rows, dense_id, depth, init)
-        return GPT.loss(logits, targets=masked_thought_targets(rows, lens, dense_id, wanted, True))
+            logits = _unrolled_forward(m, rows, dense_id, warmup_thoughts).logits
+            return GPT.loss(logits, targets=_masked_thought_targets(rows, lens, dense_id, wanted, False))
+        logits = _unrolled_from(m, rows, dense_id, depth, init)
+        return GPT.loss(logits, targets=_masked_thought_targets(rows, lens, dense_id, wanted, True))
 
     cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 10), eval_interval=steps, progress=False)
     history = train(model, batch_fn, cfg, loss_fn=loss_fn)

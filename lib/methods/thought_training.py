@@ -34,20 +34,24 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from lib.core.checks import check_int, check_padded_rows, check_tensor, check_token_id, eval_mode
+from lib.core.checks import check_bool, check_int, check_padded_rows, check_tensor, check_token_id, eval_mode
 from lib.core.model import GPT
 from lib.methods.thoughts import (
-    RULES,
-    fast_forward,
-    insert_random_thoughts,
-    original_index,
+    _check_keep,
+    _check_n_ctx,
+    _check_rule,
+    _check_thought_and_pad,
+    _check_walk,
+    _fast_forward,
+    _insert_random_thoughts,
+    _original_index,
+    _run_episode,
+    _text_lp,
+    _thought_ranks,
     plain_batch,
-    run_episode,
     stack_rows,
-    text_log_probs,
     thought_gate,
     thought_lm_targets,
-    thought_ranks,
 )
 
 Batch = tuple[Tensor, Tensor]  # (tokens [batch, pos], lengths [batch])
@@ -69,8 +73,9 @@ def rows_batch_fn(
     """``step -> (tokens, lengths)``: ``batch_size`` rows drawn at random (with replacement) by a
     generator of its own, cut to the longest row drawn."""
     check_padded_rows(tokens, lengths)
-    if not isinstance(batch_size, int) or batch_size <= 0:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(seed, "seed", min=0)
     gen = torch.Generator().manual_seed(seed)
 
     def fn(step: int) -> Batch:
@@ -94,15 +99,16 @@ def warmup_batch_fn(
     row) inserted at fresh random gaps of every row drawn (see
     :func:`lib.methods.thoughts.insert_random_thoughts`). Some rows keep no thought, so the model still
     sees plain text: a model warmed up only on rows *with* thoughts reads a plain row as unusual."""
-    if not isinstance(n_thoughts, int) or n_thoughts < 0:
+    if isinstance(n_thoughts, bool) or not isinstance(n_thoughts, int) or n_thoughts < 0:
         raise ValueError(f"n_thoughts must be a non-negative int, got {n_thoughts!r}")
+    _check_thought_and_pad(thought_id, pad_id)  # here, not at the first step of training
     draw = rows_batch_fn(tokens, lengths, batch_size, seed)
     gen = torch.Generator().manual_seed(seed + 1)
 
     def fn(step: int) -> Batch:
         rows, lens = draw(step)
         counts = torch.randint(0, n_thoughts + 1, (rows.shape[0],), generator=gen)
-        return insert_random_thoughts(rows, lens, counts, thought_id, pad_id, gen)
+        return _insert_random_thoughts(rows, lens, counts, thought_id, pad_id, gen, 1)
 
     return fn
 
@@ -127,15 +133,33 @@ def collect_survivors(
     thoughts ``(tokens, lengths)`` plus each chunk's per-round history. By default only thoughts
     that raised the text log-likelihood (``min_score=0``) survive."""
     check_padded_rows(tokens, lengths)
-    if not isinstance(chunk, int) or chunk <= 0:
+    _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
+    _check_episode_args(n_rounds, rule, first_gap)
+    _check_keep(keep_fraction, min_score)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    check_int(seed, "seed", min=0)
+    return _collect_survivors(model, tokens, lengths, thought_id, pad_id, n_rounds, rule, keep_fraction, min_score,
+                              chunk, seed, first_gap)
+
+
+def _check_episode_args(n_rounds, rule, first_gap) -> None:
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
+        raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
+    _check_rule(rule)
+    check_int(first_gap, "first_gap", min=1)
+
+
+@torch.no_grad()
+def _collect_survivors(model, tokens, lengths, thought_id, pad_id, n_rounds, rule, keep_fraction=0.5, min_score=0.0,
+                       chunk=128, seed=0, first_gap=1) -> tuple[Tensor, Tensor, list[list[dict]]]:
     gen = torch.Generator().manual_seed(seed)
     with eval_mode(model):
         out, histories = [], []
         for start in range(0, tokens.shape[0], chunk):
-            ep = run_episode(
+            ep = _run_episode(
                 model, tokens[start : start + chunk], lengths[start : start + chunk], thought_id, pad_id,
-                n_rounds, rule, keep_fraction, min_score, gen, first_gap=first_gap,
+                n_rounds, rule, keep_fraction, min_score, gen, None, first_gap,
             )
             out.append((ep.batch.tokens, ep.batch.lengths))
             histories.append(ep.history)
@@ -164,25 +188,33 @@ def evaluate_nll(
     which original tokens count (default: every token but the first). Returns ``nll``,
     ``thoughts_per_row`` and ``n_scored``."""
     check_padded_rows(tokens, lengths)
-    check_int(first_gap, "first_gap", min=1)
+    _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
+    _check_walk(max_rank, budget, first_gap)
+    check_int(batch_size, "batch_size", min=1)
+    _check_n_ctx(model, tokens)
     n, pos = tokens.shape
+    ar = torch.arange(pos, device=tokens.device)[None]
     if score_mask is None:
-        ar = torch.arange(pos, device=tokens.device)[None]
         score_mask = (ar >= 1) & (ar < lengths[:, None])
     if not isinstance(score_mask, Tensor) or score_mask.dtype != torch.bool or score_mask.shape != tokens.shape:
         raise ValueError(f"score_mask must be a bool tensor of shape {tuple(tokens.shape)}")
     if bool(score_mask[:, 0].any()):
         raise ValueError("score_mask must not select the first token: nothing predicts it")
+    if bool((score_mask & (ar >= lengths[:, None])).any()):
+        raise ValueError("score_mask must select only real tokens (index < the row's length), not padding")
+    if not bool(score_mask.any()):  # the mean of nothing would read as a perfect 0 nats
+        raise ValueError("nothing to score: score_mask selects no token (it must select at least one token after "
+                         "the first of a row; rows of length 1 have none)")
     with eval_mode(model):
         total, count, thoughts = 0.0, 0, 0
         for s in range(0, n, batch_size):
             rows, lens, mask = tokens[s : s + batch_size], lengths[s : s + batch_size], score_mask[s : s + batch_size]
             if budget == 0:  # no thought can be placed: one forward instead of a step-by-step walk
-                lp = text_log_probs(model(rows), rows, thought_id)
+                lp = _text_lp(model(rows), rows, thought_id)
             else:
-                ff = fast_forward(model, rows, lens, thought_id, pad_id, max_rank=max_rank, budget=budget, first_gap=first_gap)
+                ff = _fast_forward(model, rows, lens, thought_id, pad_id, max_rank, budget, first_gap)
                 # Put each text token's log-probability back at its original index.
-                orig = original_index(ff.tokens, thought_id)
+                orig = _original_index(ff.tokens, thought_id)
                 keep = (ff.tokens != thought_id) & (torch.arange(ff.tokens.shape[1], device=rows.device)[None] < ff.lengths[:, None])
                 lp = torch.zeros(rows.shape, device=rows.device)
                 r = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(orig)
@@ -204,15 +236,29 @@ def calibrate_max_rank(
     chosen without looking at held-out text. With ``first_gap``, only the positions before gaps
     ``>= first_gap`` (where a thought may go) count."""
     check_padded_rows(tokens, lengths)
-    if not 0.0 < rate <= 1.0:
-        raise ValueError(f"rate must lie in (0, 1], got {rate}")
+    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
+    _check_rate(rate)
+    check_int(batch_size, "batch_size", min=1)
+    check_int(first_gap, "first_gap", min=1)
+    return _calibrate_max_rank(model, tokens, lengths, thought_id, rate, batch_size, first_gap)
+
+
+def _check_rate(rate) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must lie in (0, 1], got {rate!r}")
+
+
+@torch.no_grad()
+def _calibrate_max_rank(model, tokens, lengths, thought_id, rate, batch_size=64, first_gap=1) -> int:
     ranks = []
     for s in range(0, tokens.shape[0], batch_size):
         rows, lens = tokens[s : s + batch_size], lengths[s : s + batch_size]
-        r = thought_ranks(model(rows), thought_id)
+        r = _thought_ranks(model(rows), thought_id)
         ar = torch.arange(rows.shape[1], device=rows.device)[None]
         ranks.append(r[(ar < lens[:, None] - 1) & (ar >= first_gap - 1)])  # a text token still follows
     flat = torch.cat(ranks).sort().values
+    if flat.numel() == 0:
+        raise ValueError(f"no gap to calibrate on: every row is too short for a thought at or after first_gap = {first_gap}")
     k = max(0, math.ceil(rate * flat.numel()) - 1)
     return int(flat[k])
 
@@ -257,12 +303,23 @@ def masked_thought_targets(
     original token j with ``text_targets[b, j]``; -100 everywhere else. ``text_targets`` is
     indexed by *original* position (the row before any thought), so it survives insertions."""
     check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id")
+    _check_text_targets(text_targets, tokens)
+    check_bool(thought_targets, "thought_targets")
+    return _masked_thought_targets(tokens, lengths, thought_id, text_targets, thought_targets)
+
+
+def _check_text_targets(text_targets, tokens: Tensor) -> None:
     if not isinstance(text_targets, Tensor) or text_targets.dtype != torch.bool or text_targets.ndim != 2:
         raise ValueError("text_targets must be a bool tensor [batch, orig_pos]")
     if text_targets.shape[0] != tokens.shape[0]:
         raise ValueError(f"text_targets has {text_targets.shape[0]} rows for {tokens.shape[0]} rows of tokens")
+
+
+def _masked_thought_targets(tokens: Tensor, lengths: Tensor, thought_id: int, text_targets: Tensor,
+                            thought_targets: bool) -> Tensor:
     nxt = torch.nn.functional.pad(tokens[:, 1:].long(), (0, 1), value=-100)
-    orig_next = torch.nn.functional.pad(original_index(tokens, thought_id)[:, 1:], (0, 1), value=0)
+    orig_next = torch.nn.functional.pad(_original_index(tokens, thought_id)[:, 1:], (0, 1), value=0)
     wanted = text_targets.gather(1, orig_next.clamp(0, text_targets.shape[1] - 1))
     is_thought = nxt == thought_id
     keep = torch.where(is_thought, torch.full_like(wanted, thought_targets), wanted)
@@ -302,15 +359,11 @@ class ThinkerSchedule:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if tokens.shape[0] < steps * batch_size:
             raise ValueError(f"need steps * batch_size = {steps * batch_size} rows, got {tokens.shape[0]}")
-        check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
-        check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
+        _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
         if isinstance(warmup_thoughts, bool) or not isinstance(warmup_thoughts, int) or warmup_thoughts < 0:
             raise ValueError(f"warmup_thoughts must be a non-negative int, got {warmup_thoughts!r}")
-        if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
-            raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        check_int(first_gap, "first_gap", min=1)
+        _check_episode_args(n_rounds, rule, first_gap)
+        check_int(seed, "seed", min=0)
         if not isinstance(with_thoughts, bool):
             raise TypeError(f"with_thoughts must be a bool, got {with_thoughts!r}")
         self.model, self.tokens, self.lengths, self.text_targets = model, tokens, lengths, text_targets
@@ -330,12 +383,12 @@ class ThinkerSchedule:
             rows, lens = self.tokens[idx], self.lengths[idx]
             if self.with_thoughts:
                 counts = torch.randint(0, self.warmup_thoughts + 1, (b,), generator=self.generator)
-                rows, lens = insert_random_thoughts(rows, lens, counts, self.thought_id, self.pad_id, self.generator,
-                                                    self.first_gap)
+                rows, lens = _insert_random_thoughts(rows, lens, counts, self.thought_id, self.pad_id, self.generator,
+                                                     self.first_gap)
             return rows, lens, self.text_targets[idx], False
         if self.survivors is None:  # the switch: episodes with the warmed-up model
             if self.with_thoughts:
-                sv_tokens, sv_lengths, _ = collect_survivors(
+                sv_tokens, sv_lengths, _ = _collect_survivors(
                     self.model, self.tokens[self.second], self.lengths[self.second], self.thought_id, self.pad_id,
                     self.n_rounds, self.rule, seed=self.seed, first_gap=self.first_gap)
                 self.thoughts_per_row = float((sv_tokens == self.thought_id).sum()) / sv_tokens.shape[0]
@@ -350,7 +403,7 @@ class ThinkerSchedule:
     def loss(self, model: GPT, batch) -> Tensor:
         """Cross-entropy of one batch of this schedule: its text targets, and its thoughts once they are targets."""
         rows, lens, wanted, thought_targets = batch
-        return GPT.loss(model(rows), targets=masked_thought_targets(rows, lens, self.thought_id, wanted, thought_targets))
+        return GPT.loss(model(rows), targets=_masked_thought_targets(rows, lens, self.thought_id, wanted, thought_targets))
 
 
 def train_thinker(
@@ -401,11 +454,14 @@ def thinker_max_rank(
     (the first ``max_rows`` rows; :func:`calibrate_max_rank`). It need not carry over to held-out
     rows: report the rate placed there too."""
     check_padded_rows(tokens, lengths)
+    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
     if isinstance(thoughts_per_row, bool) or not isinstance(thoughts_per_row, (int, float)) or not thoughts_per_row >= 0:
         raise ValueError(f"thoughts_per_row must be a number >= 0, got {thoughts_per_row!r}")
+    check_int(first_gap, "first_gap", min=1)
+    check_int(max_rows, "max_rows", min=1)
     gaps = float((lengths - first_gap).clamp(min=1).float().mean())
     rate = min(max(thoughts_per_row / gaps, 1e-3), 1.0)
-    return calibrate_max_rank(model, tokens[:max_rows], lengths[:max_rows], thought_id, rate, first_gap=first_gap)
+    return _calibrate_max_rank(model, tokens[:max_rows], lengths[:max_rows], thought_id, rate, first_gap=first_gap)
 
 
 @torch.no_grad()
@@ -429,6 +485,9 @@ def generate_with_thoughts(
     check_tensor(prompt, "prompt", ndim=2, dtype="int")
     if not isinstance(n_answer, int) or n_answer <= 0 or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"n_answer must be a positive int and budget a non-negative int, got {n_answer!r}, {budget!r}")
+    # Checked here: an id outside the vocabulary would fail deep inside with a size mismatch.
+    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
+    check_int(max_rank, "max_rank")  # any negative value: never think
     rows, P = prompt.shape
     if isinstance(first_gap, bool) or not isinstance(first_gap, int) or not 1 <= first_gap <= P:
         raise ValueError(f"first_gap must be an int in [1, prompt length = {P}], got {first_gap!r}")

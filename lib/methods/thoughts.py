@@ -45,13 +45,15 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from lib.core.checks import check_int, check_padded_rows, check_tensor, check_token_id
+from lib.core.checks import check_bool, check_float, check_int, check_padded_rows, check_tensor, check_token_id
 
 Rule = Literal["rank", "lowest_ll", "random"]
 RULES: tuple[str, ...] = ("rank", "lowest_ll", "random")
 
 
 # --------------------------------------------------------------------------- input checks
+# Public functions check their arguments once and hand them to the private ones (``_name``),
+# which trust them: an episode then checks each tensor once, not once per helper it passes through.
 def _check_logits(logits, thought_id: int) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         raise TypeError("logits must be a floating-point torch.Tensor")
@@ -60,11 +62,51 @@ def _check_logits(logits, thought_id: int) -> None:
     check_token_id(thought_id, "thought_id", logits.shape[-1])
 
 
+def _check_thought_and_pad(thought_id: int, pad_id: int, d_vocab: int | None = None, thought_name: str = "thought_id",
+                           pad_name: str = "pad_id") -> None:
+    """Both ids in the vocabulary, and different: padding equal to the thought would be counted
+    (and scored, and kept) as thoughts."""
+    check_token_id(thought_id, thought_name, d_vocab)
+    check_token_id(pad_id, pad_name, d_vocab)
+    if thought_id == pad_id:
+        raise ValueError(f"{thought_name} and {pad_name} must differ, both are {thought_id}: padding would count as thoughts")
+
+
+def _check_window(window) -> None:
+    """One rule for ``window`` wherever it is taken (a window of 0 tokens would score every thought 0)."""
+    if window is None:
+        return
+    if isinstance(window, bool) or not isinstance(window, int):
+        raise TypeError(f"window must be a positive int or None (score every token after the thought), got {window!r}")
+    if window < 1:
+        raise ValueError(f"window must be a positive int or None (score every token after the thought), got {window!r}")
+
+
+def _check_rule(rule) -> None:
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def _check_n_ctx(model, tokens: Tensor) -> None:
+    n_ctx = model.cfg.n_ctx
+    if tokens.shape[1] > n_ctx:
+        raise ValueError(f"rows of {tokens.shape[1]} tokens exceed n_ctx = {n_ctx}")
+
+
 # --------------------------------------------------------------------------- one forward's statistics
 def thought_ranks(logits: Float[Tensor, "batch pos d_vocab"], thought_id: int) -> Int[Tensor, "batch pos"]:
     """Rank of ``<|thought|>`` among all tokens at every position (0 = the model's top choice):
     the number of tokens with a strictly larger logit (ties count in the thought's favour)."""
     _check_logits(logits, thought_id)
+    return _thought_ranks(logits, thought_id)
+
+
+def _thought_ranks(logits: Tensor, thought_id: int) -> Tensor:
     return (logits > logits[..., thought_id : thought_id + 1]).sum(-1)
 
 
@@ -163,6 +205,10 @@ def position_stats(
     check_tensor(tokens, "tokens", ndim=2, dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree on [batch, pos]")
+    return _position_stats(logits, tokens, thought_id)
+
+
+def _position_stats(logits: Tensor, tokens: Tensor, thought_id: int) -> PositionStats:
     thought_logit = logits[..., thought_id : thought_id + 1]
     # int32 accumulation: half the time of the default int64 sum of the comparison.
     rank = (logits > thought_logit).sum(-1, dtype=torch.int32).long()
@@ -186,15 +232,21 @@ def candidate_mask(
     without any thoughts), so it stays valid however many thoughts were inserted since."""
     check_padded_rows(tokens, lengths)
     check_token_id(thought_id, "thought_id")
-    batch, pos = tokens.shape
+    batch = tokens.shape[0]
+    if tried is not None:
+        if not isinstance(tried, Tensor) or tried.dtype != torch.bool or tried.ndim != 2 or tried.shape[0] != batch:
+            raise ValueError(f"tried must be a bool tensor [batch={batch}, orig_pos], got {getattr(tried, 'shape', tried)}")
+    return _candidate_mask(tokens, lengths, thought_id, tried)
+
+
+def _candidate_mask(tokens: Tensor, lengths: Tensor, thought_id: int, tried: Tensor | None) -> Tensor:
+    pos = tokens.shape[1]
     is_thought = tokens == thought_id
     ar = torch.arange(pos, device=tokens.device)
     prev_thought = torch.nn.functional.pad(is_thought[:, :-1], (1, 0), value=True)  # t = 0 excluded too
     ok = (ar[None] < lengths[:, None]) & ~is_thought & ~prev_thought
     if tried is not None:
-        if not isinstance(tried, Tensor) or tried.dtype != torch.bool or tried.ndim != 2 or tried.shape[0] != batch:
-            raise ValueError(f"tried must be a bool tensor [batch={batch}, orig_pos], got {getattr(tried, 'shape', tried)}")
-        orig = original_index(tokens, thought_id)
+        orig = _original_index(tokens, thought_id)
         ok = ok & ~tried.gather(1, orig.clamp(0, tried.shape[1] - 1))
     return ok
 
@@ -203,6 +255,10 @@ def original_index(tokens: Int[Tensor, "batch pos"], thought_id: int) -> Int[Ten
     """For each position, the index the token had before any thought was inserted (the number of
     text tokens before it). Meaningless at thought positions."""
     check_tensor(tokens, "tokens", ndim=2, dtype="int")
+    return _original_index(tokens, thought_id)
+
+
+def _original_index(tokens: Tensor, thought_id: int) -> Tensor:
     is_thought = (tokens == thought_id).long()
     ar = torch.arange(tokens.shape[1], device=tokens.device)
     return ar[None] - is_thought.cumsum(1)
@@ -220,10 +276,14 @@ def placement_scores(
     - ``"random"``: uniform noise from ``generator`` (drawn on the CPU, so every device agrees).
     Column 0 is ``+inf``: nothing is ever inserted before the first token.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    _check_rule(rule)
     if not isinstance(stats, PositionStats):
         raise TypeError(f"stats must be a PositionStats, got {type(stats).__name__}")
+    _check_generator(generator)
+    return _placement_scores(rule, stats, generator)
+
+
+def _placement_scores(rule: str, stats: PositionStats, generator: torch.Generator | None) -> Tensor:
     lp = stats.text_lp
     if rule == "rank":
         prev = stats.thought_rank[:, :-1].float() - stats.thought_lp[:, :-1].exp()
@@ -241,6 +301,10 @@ def choose_positions(scores: Float[Tensor, "batch pos"], allowed: Bool[Tensor, "
         raise TypeError("scores must be a 2-D floating-point tensor [batch, pos]")
     if not isinstance(allowed, Tensor) or allowed.dtype != torch.bool or allowed.shape != scores.shape:
         raise ValueError(f"allowed must be a bool tensor of shape {tuple(scores.shape)}")
+    return _choose_positions(scores, allowed)
+
+
+def _choose_positions(scores: Tensor, allowed: Tensor) -> Tensor:
     masked = scores.masked_fill(~allowed, float("inf"))
     best = masked.argmin(-1)
     return torch.where(allowed.any(-1), best, torch.full_like(best, -1))
@@ -268,6 +332,12 @@ def insert_before_mask(
     ar = torch.arange(pos + 1, device=tokens.device)
     if (mask & (ar[None] > lengths[:, None])).any():
         raise ValueError("mask marks an insertion past the end of a row (t > length)")
+    return _insert_before_mask(tokens, lengths, mask, token_id, pad_id)
+
+
+def _insert_before_mask(tokens: Tensor, lengths: Tensor, mask: Tensor, token_id: int, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    batch, pos = tokens.shape
+    ar = torch.arange(pos + 1, device=tokens.device)
     shift = mask.long().cumsum(1)  # [batch, pos + 1]: insertions at or before t
     n_new = shift[:, -1]
     new_lengths = lengths + n_new
@@ -305,10 +375,16 @@ def insert_tokens(
         raise ValueError(f"positions has {positions.shape[0]} rows, tokens has {tokens.shape[0]}")
     if ((positions < -1) | (positions > lengths)).any():
         raise ValueError("every position must be -1 (no insertion) or lie in [0, length of its row]")
-    batch, pos = tokens.shape
+    check_token_id(token_id, "token_id")
+    check_token_id(pad_id, "pad_id")
+    return _insert_tokens(tokens, lengths, positions, token_id, pad_id)
+
+
+def _insert_tokens(tokens: Tensor, lengths: Tensor, positions: Tensor, token_id: int, pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    pos = tokens.shape[1]
     ar = torch.arange(pos + 1, device=tokens.device)
     mask = ar[None] == positions[:, None].long()  # -1 matches nothing
-    new, new_lengths, index_map = insert_before_mask(tokens, lengths, mask, token_id, pad_id)
+    new, new_lengths, index_map = _insert_before_mask(tokens, lengths, mask, token_id, pad_id)
     if new.shape[1] == pos:  # no row inserted anything: keep the promised width
         new = torch.nn.functional.pad(new, (0, 1), value=pad_id)
     return new, new_lengths, index_map
@@ -348,8 +424,7 @@ def insertion_scores(
         raise ValueError(f"positions has {positions.shape[0]} rows, tokens has {tokens.shape[0]}")
     if index_map.numel() and int(index_map.max()) >= lp_with.shape[1]:
         raise ValueError("index_map points past the end of lp_with")
-    if window is not None and (not isinstance(window, int) or window <= 0):
-        raise ValueError(f"window must be a positive int or None, got {window!r}")
+    _check_window(window)
     return _scores(lp_without, lp_with, tokens, lengths, positions, index_map, thought_id, window)
 
 
@@ -369,6 +444,10 @@ def text_log_likelihood(text_lp: Float[Tensor, "batch pos"], lengths: Int[Tensor
     check_tensor(lengths, "lengths", ndim=1, dtype="int")
     if not isinstance(text_lp, Tensor) or text_lp.ndim != 2 or text_lp.shape[0] != lengths.shape[0]:
         raise ValueError("text_lp must be [batch, pos] with one length per row")
+    return _text_log_likelihood(text_lp, lengths)
+
+
+def _text_log_likelihood(text_lp: Tensor, lengths: Tensor) -> Tensor:
     ar = torch.arange(text_lp.shape[1], device=text_lp.device)[None]
     return torch.where(ar < lengths[:, None], text_lp, torch.zeros_like(text_lp)).sum(1)
 
@@ -395,11 +474,11 @@ class ThoughtBatch:
 
     def text_ll(self) -> Tensor:
         """Total thought-masked text log-likelihood per row, ``[batch]``."""
-        return text_log_likelihood(self.stats.text_lp, self.lengths)
+        return _text_log_likelihood(self.stats.text_lp, self.lengths)
 
 
 def _forward_stats(model, tokens: Tensor, thought_id: int) -> PositionStats:
-    return position_stats(model(tokens), tokens, thought_id)
+    return _position_stats(model(tokens), tokens, thought_id)
 
 
 @torch.no_grad()
@@ -412,9 +491,13 @@ def start_batch(
     ``first_gap``: thoughts may go only before original tokens ``first_gap, first_gap + 1, ...``
     (a task's answer region, where its fillers go); the earlier gaps start out as tried."""
     check_padded_rows(tokens, lengths)
-    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
-    check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
+    _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
     check_int(first_gap, "first_gap", min=1)
+    return _start_batch(model, tokens, lengths, thought_id, pad_id, first_gap)
+
+
+@torch.no_grad()
+def _start_batch(model, tokens: Tensor, lengths: Tensor, thought_id: int, pad_id: int, first_gap: int) -> ThoughtBatch:
     tried = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
     tried[:, :first_gap] = True
     return ThoughtBatch(tokens, lengths, _forward_stats(model, tokens, thought_id), tried, thought_id, pad_id)
@@ -443,9 +526,19 @@ def insertion_round(
     next round, so a round costs one forward plus a few passes over the logits."""
     if not isinstance(batch, ThoughtBatch):
         raise TypeError(f"batch must be a ThoughtBatch, got {type(batch).__name__}")
-    allowed = candidate_mask(batch.tokens, batch.lengths, batch.thought_id, batch.tried)
-    positions = choose_positions(placement_scores(rule, batch.stats, generator), allowed)
-    new_tokens, new_lengths, index_map = insert_tokens(batch.tokens, batch.lengths, positions, batch.thought_id, batch.pad_id)
+    check_padded_rows(batch.tokens, batch.lengths)
+    _check_thought_and_pad(batch.thought_id, batch.pad_id, model.cfg.d_vocab, "batch.thought_id", "batch.pad_id")
+    _check_rule(rule)
+    _check_generator(generator)
+    _check_window(window)
+    return _insertion_round(model, batch, rule, generator, window)
+
+
+@torch.no_grad()
+def _insertion_round(model, batch: ThoughtBatch, rule: str, generator: torch.Generator | None, window: int | None) -> RoundResult:
+    allowed = _candidate_mask(batch.tokens, batch.lengths, batch.thought_id, batch.tried)
+    positions = _choose_positions(_placement_scores(rule, batch.stats, generator), allowed)
+    new_tokens, new_lengths, index_map = _insert_tokens(batch.tokens, batch.lengths, positions, batch.thought_id, batch.pad_id)
     n_ctx = model.cfg.n_ctx
     width = new_tokens.shape[1]
     if width > n_ctx:  # a longer row than the model allows: drop the all-padding tail if there is one
@@ -457,7 +550,7 @@ def insertion_round(
     scores = _scores(batch.stats.text_lp, stats.text_lp, batch.tokens, batch.lengths, positions, index_map, batch.thought_id, window)
     # The gap before the chosen original token is now tried, whatever happens to this thought.
     tried = batch.tried.clone()
-    orig = original_index(batch.tokens, batch.thought_id).gather(1, positions.clamp(min=0)[:, None]).squeeze(1)
+    orig = _original_index(batch.tokens, batch.thought_id).gather(1, positions.clamp(min=0)[:, None]).squeeze(1)
     rows = torch.nonzero(positions >= 0).squeeze(1)
     tried[rows, orig[rows]] = True
     candidate = ThoughtBatch(new_tokens, new_lengths, stats, tried, batch.thought_id, batch.pad_id)
@@ -473,8 +566,16 @@ def keep_best(
     rows never interact. Returns the merged batch and the ``[batch]`` mask of kept rows."""
     if not isinstance(previous, ThoughtBatch) or not isinstance(result, RoundResult):
         raise TypeError("keep_best needs the previous ThoughtBatch and a RoundResult")
-    if not 0.0 <= keep_fraction <= 1.0:
-        raise ValueError(f"keep_fraction must lie in [0, 1], got {keep_fraction}")
+    _check_keep(keep_fraction, min_score)
+    return _keep_best(previous, result, keep_fraction, min_score)
+
+
+def _check_keep(keep_fraction, min_score) -> None:
+    check_float(keep_fraction, "keep_fraction", min=0.0, max=1.0)
+    check_float(min_score, "min_score", finite=False, allow_none=True)
+
+
+def _keep_best(previous: ThoughtBatch, result: RoundResult, keep_fraction: float, min_score: float | None) -> tuple[ThoughtBatch, Tensor]:
     new = result.candidate
     inserted = result.positions >= 0
     n_keep = int(round(keep_fraction * int(inserted.sum())))
@@ -523,14 +624,30 @@ def run_episode(
     ``history[r]`` holds ``mean_score`` (this round's new thoughts), ``mean_kept_score``,
     ``frac_positive``, ``n_kept``, ``thoughts_per_row`` and ``text_ll_gain`` (mean per row, vs
     the rows without thoughts, in nats). ``first_gap``: as in :func:`start_batch`."""
-    if not isinstance(n_rounds, int) or n_rounds < 0:
+    # Everything is checked before the first forward: a bad argument found in round 2 would
+    # leave a "random" rule's generator advanced by round 1.
+    check_padded_rows(tokens, lengths)
+    _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
         raise ValueError(f"n_rounds must be a non-negative int, got {n_rounds!r}")
-    batch = start_batch(model, tokens, lengths, thought_id, pad_id, first_gap)
+    _check_rule(rule)
+    _check_keep(keep_fraction, min_score)
+    _check_generator(generator)
+    _check_window(window)
+    check_int(first_gap, "first_gap", min=1)
+    return _run_episode(model, tokens, lengths, thought_id, pad_id, n_rounds, rule, keep_fraction, min_score, generator,
+                        window, first_gap)
+
+
+@torch.no_grad()
+def _run_episode(model, tokens, lengths, thought_id, pad_id, n_rounds, rule, keep_fraction, min_score, generator, window,
+                 first_gap) -> EpisodeResult:
+    batch = _start_batch(model, tokens, lengths, thought_id, pad_id, first_gap)
     base_ll = batch.text_ll()
     out = EpisodeResult(batch, [], base_ll)
     for r in range(n_rounds):
-        result = insertion_round(model, batch, rule, generator, window)
-        batch, keep = keep_best(batch, result, keep_fraction, min_score)
+        result = _insertion_round(model, batch, rule, generator, window)
+        batch, keep = _keep_best(batch, result, keep_fraction, min_score)
         inserted = result.positions >= 0
         s = result.scores[inserted]
         out.history.append(
@@ -597,16 +714,24 @@ is open (before text tokens ``first_gap`` and later), the rule of :func:`thought
     finished row feeds padding. Cost: one single-position forward per step (no recompute of the
     prefix). The text tokens' log-probabilities come out for free (thought-masked)."""
     check_padded_rows(tokens, lengths)
-    check_token_id(thought_id, "thought_id", model.cfg.d_vocab)
-    check_token_id(pad_id, "pad_id", model.cfg.d_vocab)
-    if not isinstance(max_rank, int) or max_rank < 0:
+    _check_thought_and_pad(thought_id, pad_id, model.cfg.d_vocab)
+    _check_walk(max_rank, budget, first_gap)
+    _check_n_ctx(model, tokens)
+    return _fast_forward(model, tokens, lengths, thought_id, pad_id, max_rank, budget, first_gap)
+
+
+def _check_walk(max_rank, budget, first_gap) -> None:
+    if isinstance(max_rank, bool) or not isinstance(max_rank, int) or max_rank < 0:
         raise ValueError(f"max_rank must be a non-negative int, got {max_rank!r}")
-    if not isinstance(budget, int) or budget < 0:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"budget must be a non-negative int, got {budget!r}")
     check_int(first_gap, "first_gap", min=1)
+
+
+@torch.no_grad()
+def _fast_forward(model, tokens: Tensor, lengths: Tensor, thought_id: int, pad_id: int, max_rank: int, budget: int,
+                  first_gap: int) -> FastForwardResult:
     n_ctx = model.cfg.n_ctx
-    if tokens.shape[1] > n_ctx:
-        raise ValueError(f"rows of {tokens.shape[1]} tokens exceed n_ctx = {n_ctx}")
     batch, pos = tokens.shape
     device = tokens.device
     width = min(n_ctx, pos + budget)
@@ -651,6 +776,7 @@ def thought_lm_targets(
     ``thought_targets`` is False (the model then learns to read thoughts, not to place them)."""
     check_padded_rows(tokens, lengths)
     check_token_id(thought_id, "thought_id")
+    check_bool(thought_targets, "thought_targets")
     nxt = torch.nn.functional.pad(tokens[:, 1:].long(), (0, 1), value=-100)
     ar = torch.arange(tokens.shape[1], device=tokens.device)[None]
     ignore = ar >= (lengths[:, None] - 1)
@@ -674,22 +800,28 @@ def insert_random_thoughts(
     has never seen."""
     check_padded_rows(tokens, lengths)
     check_int(first_gap, "first_gap", min=1)
-    batch, pos = tokens.shape
+    _check_thought_and_pad(thought_id, pad_id)
+    _check_generator(generator)
+    batch = tokens.shape[0]
     if isinstance(n, Tensor):
         check_tensor(n, "n", ndim=1, dtype="int")
         if n.shape[0] != batch or (n.numel() and int(n.min()) < 0):
             raise ValueError(f"n must hold {batch} non-negative counts, got {tuple(n.shape)}")
-        counts = n.to(tokens.device)[:, None]
-    elif isinstance(n, int) and not isinstance(n, bool) and n >= 0:
-        counts = n
-    else:
+    elif not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
         raise ValueError(f"n must be a non-negative int or a tensor of counts, got {n!r}")
+    return _insert_random_thoughts(tokens, lengths, n, thought_id, pad_id, generator, first_gap)
+
+
+def _insert_random_thoughts(tokens: Tensor, lengths: Tensor, n: int | Tensor, thought_id: int, pad_id: int,
+                            generator: torch.Generator | None, first_gap: int) -> tuple[Tensor, Tensor]:
+    batch, pos = tokens.shape
+    counts = n.to(tokens.device)[:, None] if isinstance(n, Tensor) else n
     ar = torch.arange(pos + 1, device=tokens.device)[None]
     gap_ok = (ar >= first_gap) & (ar < lengths[:, None])  # a text token follows the thought
     noise = torch.rand(batch, pos + 1, generator=generator).to(tokens.device).masked_fill(~gap_ok, 2.0)
     rank = noise.argsort(1).argsort(1)  # rank of each gap's noise in its row
     mask = gap_ok & (rank < counts)
-    new, new_lengths, _ = insert_before_mask(tokens, lengths, mask, thought_id, pad_id)
+    new, new_lengths, _ = _insert_before_mask(tokens, lengths, mask, thought_id, pad_id)
     return new, new_lengths
 
 
