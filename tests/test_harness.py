@@ -1,6 +1,7 @@
 """The comparison harness: tuning, summaries, reference checks, every runner at a tiny size, stored results, bad inputs."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from lib.experiments.harness import (
     TASK_METHODS,
     TASKS,
     THOUGHT_BUDGET,
+    NOT_SIGNIFICANT,
     UNDERTRAINED,
     CellResult,
     Size,
@@ -24,6 +26,7 @@ from lib.experiments.harness import (
     path_star_setup,
     pointer_deeper_config,
     reference_check,
+    run_gate,
     run_harness,
     summarize,
     task_references,
@@ -39,15 +42,13 @@ from lib.experiments.harness import (
 
 
 def cell(task, method, seed, value, lr=3e-3, role="final", passes=1.0, by_hops=None):
-    extra = {"role": role}
-    if by_hops is not None:
-        extra["by_hops"] = by_hops
-    return CellResult(task, method, seed, lr, value, value, 100, passes, 1.0, extra)
+    extra = {} if by_hops is None else {"by_hops": by_hops}
+    return CellResult(task, method, seed, lr, value, value, 100, passes, 1.0, extra, role=role)
 
 
-def fake_results():
+def fake_results(seeds=(0, 1, 2, 3, 4)):
     out = []
-    for seed in (0, 1, 2):
+    for seed in seeds:
         out.append(cell("pointer", "baseline", seed, 0.5 + 0.01 * seed, by_hops={1: 1.0, 2: 0.3, 3: 0.3}))
         out.append(cell("pointer", "dense", seed, 0.9 + 0.01 * seed, passes=3.0, by_hops={1: 1.0, 2: 0.9, 3: 0.8}))
         out.append(cell("pointer", "pause", seed, 0.49 + 0.02 * seed, by_hops={1: 1.0, 2: 0.3, 3: 0.2}))
@@ -58,20 +59,46 @@ def fake_results():
 POINTER_REFS = {"pointer": {"chance": 1 / 6, "one_hop_needed": 0.9}}
 
 
+def stamped(results, refs=POINTER_REFS):
+    """The runs as a results file stores them: each with whether it passed its gate."""
+    return [replace(r, gate_passed=run_gate(r, refs[r.task])) for r in results]
+
+
 def test_summary_table_and_sentences():
     results = fake_results()
-    assert values(results, "pointer", "dense") == [0.9, 0.91, 0.92]  # the sweep run at another rate is not reported
+    assert values(results, "pointer", "dense") == pytest.approx([0.9, 0.91, 0.92, 0.93, 0.94])  # the sweep run is not reported
     summary = summarize(results, POINTER_REFS)
     cells = summary["pointer"]
     assert cells["baseline"]["verdict"] == "reference"
     assert cells["dense"]["verdict"] == "better" and cells["pause"]["verdict"] == "no measurable effect"
-    assert cells["dense"]["mean"] == pytest.approx(0.91) and cells["dense"]["n"] == 3
-    assert cells["dense"]["p_value"] == pytest.approx(1 / 20) and cells["dense"]["p_holm"] == pytest.approx(2 / 20)
-    assert cells["_reference"]["passed"]
+    assert cells["dense"]["mean"] == pytest.approx(0.92) and cells["dense"]["n"] == 5
+    # 5 against 5, completely separated: 1/252; Holm over the summary's 2 comparisons doubles it
+    assert cells["dense"]["p_value"] == pytest.approx(1 / 252) and cells["dense"]["p_holm"] == pytest.approx(2 / 252)
+    assert cells["_reference"]["passed"] and cells["_holm"] == {"family": 2, "alpha": 0.05}
+    assert cells["dense"]["gate"] == {"passed": 5, "of": 5}
     sentences = verdict_sentences(summary)
-    assert sentences[1].startswith("pointer: dense tokens: better than the baseline, 0.910 ± 0.010 vs 0.510 ± 0.010")
+    assert sentences[1].startswith("pointer: dense tokens: better than the baseline (5 of 5 seeds past the line), "
+                                   "0.920 ± 0.016 vs 0.520 ± 0.016")
     table = format_table(summary)
     assert "higher is better" in table and "better" in table and "reference: baseline 1-hop accuracy 1.000" in table
+    assert "Holm over all 2 comparisons of the summary, alpha 0.05" in table and " 5/5 " in table
+
+
+def test_three_seeds_cannot_survive_holm_and_every_arm_is_gated():
+    # 3 against 3, completely separated: p = 1/20, which Holm over 2 comparisons cannot keep under 0.05
+    cells = summarize(fake_results(seeds=(0, 1, 2)), POINTER_REFS)["pointer"]
+    assert cells["dense"]["p_value"] == pytest.approx(1 / 20) and cells["dense"]["verdict"] == NOT_SIGNIFICANT
+    # an arm one of whose seeds misses the 1-hop line gets no verdict, however good its mean
+    results = fake_results() + [cell("pointer", "looped", s, 0.95, by_hops={1: 0.5 if s == 3 else 1.0, 2: 1.0, 3: 1.0})
+                                for s in range(5)]
+    cells = summarize(results, POINTER_REFS)["pointer"]
+    assert cells["looped"]["verdict"] == UNDERTRAINED and cells["looped"]["gate"] == {"passed": 4, "of": 5}
+    assert cells["dense"]["verdict"] == "better" and cells["_holm"]["family"] == 3
+    # and so does every arm when a baseline seed misses its line
+    results = [replace(r, extra={**r.extra, "by_hops": {1: 0.5, 2: 0.3, 3: 0.3}}) if r.method == "baseline" and r.seed == 0
+               else r for r in fake_results()]
+    cells = summarize(results, POINTER_REFS)["pointer"]
+    assert cells["dense"]["verdict"] == UNDERTRAINED
     # A method name longer than the column widens it: every row's mean still ends under "mean".
     long = [cell("pointer", "dense_selected_random", s, 0.8 + 0.01 * s, by_hops={1: 1.0, 2: 0.8, 3: 0.6}) for s in (0, 1, 2)]
     lines = format_table(summarize(results + long, POINTER_REFS)).splitlines()
@@ -114,12 +141,34 @@ def test_tuning_picks_the_best_validation_rate_and_reports_it_on_every_seed(monk
     import lib.experiments.harness
 
     monkeypatch.setitem(lib.experiments.harness.RUNNERS, "pointer", fake_runner)
-    size = Size("t", (0, 1, 2), (1e-3, 3e-3, 1e-2), 1, 1, 4, 8, 2, 8, 2, 2, 1, 1)
+    size = Size("t", (0, 1, 2), (1e-3, 3e-3, 1e-2), 1, 1, 4, 8, 2, 8, 2, 2, 1, 1, sweep_seed=100)
     out = tune_and_run("pointer", "baseline", size)
-    # ... even though the test split would have preferred 1e-2: the choice never sees the test split.
-    assert calls == [(0, 1e-3), (0, 3e-3), (0, 1e-2), (1, 3e-3), (2, 3e-3)]
-    assert [r.extra["role"] for r in out] == ["sweep", "final", "sweep", "final", "final"]
+    # ... even though the test split would have preferred 1e-2: the choice never sees the test split,
+    # and the tuning seed (100) is never reported: every reported seed is a fresh run at the chosen rate.
+    assert calls == [(100, 1e-3), (100, 3e-3), (100, 1e-2), (0, 3e-3), (1, 3e-3), (2, 3e-3)]
+    assert [r.role for r in out] == ["sweep", "sweep", "sweep", "final", "final", "final"]
     assert values(out, "pointer", "baseline") == [0.6, 0.6, 0.6]
+    assert out[-1].extra["lr_grid"] == [1e-3, 3e-3, 1e-2] and out[-1].extra["lr_at_edge"] is False
+    with pytest.raises(ValueError, match="sweep_seed 0 is one of the reported seeds"):
+        tune_and_run("pointer", "baseline", Size("t", (0, 1), (1e-3, 3e-3), 1, 1, 4, 8, 2, 8, 2, 2, 1, 1, sweep_seed=0))
+
+
+def test_a_rate_chosen_at_the_edge_extends_the_grid(monkeypatch):
+    calls = []
+
+    def fake_runner(method, seed, size, device, lr):
+        calls.append((seed, lr))
+        return CellResult("pointer", method, seed, lr, 0.5, min(lr, 0.03), 1, 1.0, 0.1, {})  # val grows with lr up to 0.03
+
+    import lib.experiments.harness
+
+    monkeypatch.setitem(lib.experiments.harness.RUNNERS, "pointer", fake_runner)
+    size = Size("t", (0,), (1e-3, 3e-3), 1, 1, 4, 8, 2, 8, 2, 2, 1, 1, sweep_seed=100, lr_extensions=2)
+    out = tune_and_run("pointer", "baseline", size)
+    rates = [lr for _, lr in calls]
+    assert rates[:2] == [1e-3, 3e-3] and rates[2] == pytest.approx(9e-3) and rates[3] == pytest.approx(2.7e-2)
+    assert len(calls) == 5 and calls[-1][0] == 0 and out[-1].lr == pytest.approx(2.7e-2)
+    assert out[-1].extra["lr_at_edge"] is True  # two extensions allowed, and the best is still the largest rate
 
 
 def test_bad_arguments():
@@ -133,7 +182,7 @@ def test_bad_arguments():
         run_harness(SMALL, jobs=0)
     with pytest.raises(ValueError, match="task"):
         task_references("chess", SMALL)
-    assert set(TASKS) == {"shakespeare", "pointer", "path_star"} and "baseline" in METHODS
+    assert set(TASKS) == {"shakespeare", "pointer", "path_star", "pointer_unseen", "path_star_unseen"} and "baseline" in METHODS
     assert harness_jobs(("path_star",), ("baseline",)) == [("path_star", "baseline"), ("path_star", "reversed")]
     assert harness_jobs(("pointer",), None, references=False) == [("pointer", m) for m in TASK_METHODS["pointer"]]
 
@@ -156,7 +205,8 @@ def test_matched_widths():
 # A size small enough to run every (task, method) pair in seconds: the runners' wiring, budgets
 # and bookkeeping are tested here; what they learn at real sizes is the stored results' business.
 TINY = Size("tiny", (0,), (3e-3,), text_steps=2, text_batch=2, text_window=16, text_d_model=16, text_layers=2,
-            text_every=8, text_val_windows=2, text_test_windows=2, pointer_steps=2, path_steps=2, eval_questions=8)
+            text_every=8, text_val_windows=2, text_test_windows=2, pointer_steps=2, path_steps=2, eval_questions=8,
+            pointer_unseen_steps=2, path_unseen_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -168,36 +218,45 @@ def tiny_results():
 def test_every_runner_returns_one_result_per_task_method_and_seed(tiny_results):
     keys = [(r.task, r.method, r.seed) for r in tiny_results]
     expected = [(t, m, s) for t, _ in [(t, None) for t in TASKS] for m in TASK_METHODS[t] for s in TINY.seeds]
-    expected += [("path_star", "reversed", s) for s in TINY.seeds]
+    expected += [(t, "reversed", s) for t in ("path_star", "path_star_unseen") for s in TINY.seeds]
     assert sorted(keys) == sorted(expected)
     for r in tiny_results:
         if r.task == "shakespeare":
             assert 0 < r.value < 10 and r.extra["test_nats_per_token"] > r.value  # a token holds several characters
         else:
             assert 0 <= r.value <= 1 and 0 <= r.val_value <= 1
-        assert r.seconds > 0 and r.extra["role"] == "final"
+        assert r.seconds > 0 and r.role == "final"
         # every run keeps its opening training losses (lib.experiments.stored_checks): TINY trains 2 steps, and
         # some methods train in more than one stage (pretraining, then thoughts)
         assert 2 <= len(r.extra["opening_losses"]) <= 30 and all(x > 0 for x in r.extra["opening_losses"]), (r.task, r.method)
-    by_hops = [r.extra["by_hops"] for r in tiny_results if r.task == "pointer"]
+    by_hops = [r.extra["by_hops"] for r in tiny_results if r.task in ("pointer", "pointer_unseen")]
     assert all(set(h) == {1, 2, 3} for h in by_hops)
+    for r in tiny_results:  # the unseen tasks also score deeper questions than any trained, or longer arms
+        if r.task.endswith("_unseen"):
+            assert r.ood_value is not None and 0 <= r.ood_value <= 1, (r.task, r.method)
+            if r.task == "pointer_unseen":
+                assert set(r.extra["ood_by_hops"]) == {4, 5, 6}
+        else:
+            assert r.ood_value is None
 
 
 @pytest.mark.slow
 def test_runners_keep_the_budgets_equal_and_report_the_extra_passes(tiny_results):
     for task in TASKS:
         cells = {r.method: r for r in tiny_results if r.task == task and r.seed == 0}
-        gpt_params = {cells[m].n_params for m in ("baseline", "pause", "dense", "thoughts")}
+        gpt_params = {cells[m].n_params for m in ("baseline", "pause", "dense", "thoughts") if m in cells}
         assert len(gpt_params) == 1, f"{task}: every GPT method has the same parameter count"
         (gpt,) = gpt_params
         for m in ("encdec", "planning", "planning_scored", "deeper", "pause_deeper"):
             if m in cells:
                 assert 0.9 * gpt <= cells[m].n_params <= gpt, f"{task}/{m}: fits within the GPT's budget"
         assert cells["dense"].forward_passes_per_step == 3
-        assert all(cells[m].forward_passes_per_step == 1 for m in ("baseline", "pause", "thoughts", "planning"))
-        assert cells["thoughts"].extra["test_thoughts_per_row"] <= THOUGHT_BUDGET
-    pointer = {r.method: r for r in tiny_results if r.task == "pointer"}
-    assert pointer["looped"].n_params == pointer["baseline"].n_params and pointer["looped"].forward_passes_per_step == 3
+        assert all(cells[m].forward_passes_per_step == 1 for m in ("baseline", "pause", "thoughts", "planning") if m in cells)
+        if "thoughts" in cells:
+            assert cells["thoughts"].extra["test_thoughts_per_row"] <= THOUGHT_BUDGET
+    for task in ("pointer", "pointer_unseen"):
+        pointer = {r.method: r for r in tiny_results if r.task == task}
+        assert pointer["looped"].n_params == pointer["baseline"].n_params and pointer["looped"].forward_passes_per_step == 3
 
 
 def test_text_splits_are_disjoint_halves_of_the_held_out_text():
@@ -248,7 +307,8 @@ def test_results_round_trip_and_bad_files(tmp_path):
     refs = POINTER_REFS
     path = write_results(tmp_path / "r.json", TINY, results, refs, {"commit": "x"})
     loaded = load_results(path)
-    assert loaded["size"] == TINY and loaded["runs"] == results and loaded["references"] == refs
+    assert loaded["size"] == TINY and loaded["runs"] == stamped(results) and loaded["references"] == refs
+    assert all(r.gate_passed is True for r in loaded["runs"] if r.role == "final")
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(FileNotFoundError, match="no results"):
         load_results(tmp_path / "missing.json")
@@ -275,7 +335,7 @@ def test_command_line_prints_the_table_and_writes_json(monkeypatch, tmp_path, ca
     assert saved["size"]["name"] == "tiny" and saved["provenance"]["device"] == "cpu"
     assert saved["provenance"]["command"].startswith("python -m lib.experiments.harness --tasks pointer")
     assert [(r["method"], r["seed"]) for r in saved["runs"]] == [("baseline", 0), ("dense", 0)]
-    assert {"baseline", "dense", "_reference"} == set(saved["summary"]["pointer"])
+    assert {"baseline", "dense", "_reference", "_holm"} == set(saved["summary"]["pointer"])
     with pytest.raises(SystemExit):
         lib.experiments.harness.main(["--tasks", "chess"])
 
@@ -323,7 +383,7 @@ def test_merge_results_adds_cells_keeps_the_rest_and_records_the_batch(tmp_path)
     assert data["provenance"]["commit"] == "first" and data["provenance"]["command"] == "c1"
     assert [b["command"] for b in data["provenance"]["added"]] == ["c2"]
     assert data["provenance"]["added"][0]["cells"] == ["pointer/dense_adaptive"]
-    assert data["runs"][: len(fake_results())] == fake_results()  # the earlier runs, untouched and in order
+    assert data["runs"][: len(fake_results())] == stamped(fake_results())  # the earlier runs, untouched and in order
     assert values(data["runs"], "pointer", "dense_adaptive") == [0.7, 0.71, 0.72]
     saved = json.loads(path.read_text())
     assert "dense_adaptive" in saved["summary"]["pointer"]

@@ -62,7 +62,7 @@ def test_every_reported_run_carries_its_opening_losses_and_the_file_says_how_the
     assert fp["steps"] == OPENING_STEPS and fp["tolerance"] == OPENING_TOLERANCE
     assert "opening_losses" in fp["compares"] and "standard deviation" in fp["compares"]
     for r in medium["runs"]:
-        if r.extra.get("role", "final") == "final":
+        if r.role == "final":
             losses = r.extra.get("opening_losses")
             assert losses and len(losses) == OPENING_STEPS, f"{r.task}/{r.method}/seed {r.seed}"
             assert all(0 < x < 20 for x in losses)

@@ -105,7 +105,7 @@ def fingerprint_file(path: str | Path, steps: int = OPENING_STEPS, progress: boo
 
     path = Path(path)
     data = load_results(path)
-    todo = [r for r in data["runs"] if r.extra.get("role", "final") == "final" and not r.extra.get("opening_losses")]
+    todo = [r for r in data["runs"] if r.role == "final" and not r.extra.get("opening_losses")]
     for r in tqdm(todo, desc="opening losses", disable=not progress):
         r.extra["opening_losses"] = opening_losses(r.task, r.method, r.seed, data["size"], r.lr, steps)
     prov = dict(data["provenance"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from jaxtyping import Int
 from torch import Tensor
 
 from lib.core import checks
@@ -91,17 +92,39 @@ def sample_path_star(spec: PathStarSpec, batch_size: int, generator: torch.Gener
     checks.check_int(batch_size, "batch_size", min=1)
     checks.check_type(generator, "generator", torch.Generator)
     checks.check_bool(reverse, "reverse")
-    d, L = spec.degree, spec.path_len
     # Distinct labels per graph: the first of a random permutation.
     labels = torch.rand(batch_size, spec.n_nodes, generator=generator).argsort(dim=1)[:, : spec.n_graph_nodes]
+    order = torch.rand(batch_size, spec.n_edges, generator=generator).argsort(dim=1)
+    target_arm = torch.randint(0, spec.degree, (batch_size,), generator=generator)
+    return _assemble(spec, labels, order, target_arm, reverse)
+
+
+def star_edges(spec: PathStarSpec, labels: Int[Tensor, "batch n_graph_nodes"]) -> Int[Tensor, "batch n_edges 2"]:
+    """The edges of the stars whose labels are ``labels`` (centre first, then each arm's chain in
+    turn), pointing away from the centre, arm by arm: (centre, first node of each arm), then
+    consecutive nodes along each arm."""
+    checks.check_type(spec, "spec", PathStarSpec)
+    checks.check_tensor(labels, "labels", shape=(None, spec.n_graph_nodes), dtype="int")
+    batch_size, d, L = labels.shape[0], spec.degree, spec.path_len
     centre = labels[:, 0]
     arms = labels[:, 1:].view(batch_size, d, L - 1)  # arms[b, a] = the chain after the centre
-    # Edges: (centre, first node of each arm), then consecutive nodes along each arm.
     starts = torch.cat([centre[:, None, None].expand(-1, d, 1), arms[:, :, :-1]], dim=2)  # [b, d, L-1]
-    edges = torch.stack([starts, arms], dim=-1).view(batch_size, spec.n_edges, 2)
-    order = torch.rand(batch_size, spec.n_edges, generator=generator).argsort(dim=1)
-    edges = edges.gather(1, order[:, :, None].expand(-1, -1, 2))
-    target_arm = torch.randint(0, d, (batch_size,), generator=generator)
+    return torch.stack([starts, arms], dim=-1).view(batch_size, spec.n_edges, 2)
+
+
+def _assemble(
+    spec: PathStarSpec,
+    labels: Int[Tensor, "batch n_graph_nodes"],
+    order: Int[Tensor, "batch n_edges"],
+    target_arm: Int[Tensor, " batch"],
+    reverse: bool,
+) -> PathStarBatch:
+    """Lay out graphs already drawn: their labels, the order their edges are listed in and the
+    arm asked for (shared by :func:`sample_path_star` and :mod:`lib.tasks.path_star_splits`)."""
+    batch_size, d, L = labels.shape[0], spec.degree, spec.path_len
+    centre = labels[:, 0]
+    arms = labels[:, 1:].view(batch_size, d, L - 1)
+    edges = star_edges(spec, labels).gather(1, order[:, :, None].expand(-1, -1, 2))
     path = torch.cat([centre[:, None], arms[torch.arange(batch_size), target_arm]], dim=1)  # [b, L]
     leaf = path[:, -1]
     answers = path.flip(1) if reverse else path

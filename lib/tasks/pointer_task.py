@@ -141,7 +141,7 @@ def sample_pointer_batch(
     checks.check_type(spec, "spec", PointerSpec)
     checks.check_int(batch_size, "batch_size", min=1)
     checks.check_type(generator, "generator", torch.Generator)
-    fill_id = spec.filler_id(filler)
+    spec.filler_id(filler)  # checks filler
     checks.check_int(hops, "hops", min=1, max=spec.max_hops, allow_none=True)
     checks.check_int(decoys, "decoys", min=0)
     if decoys and filler == "none":
@@ -151,6 +151,23 @@ def sample_pointer_batch(
     x = torch.randint(0, n, (B,), generator=generator)
     h = torch.randint(1, spec.max_hops + 1, (B,), generator=generator) if hops is None else torch.full((B,), hops)
     r = torch.randint(0, decoys + 1, (B,), generator=generator) if decoys else torch.zeros(B, dtype=torch.long)
+    return _assemble(spec, perm, x, h, r, filler, decoys)
+
+
+def _assemble(
+    spec: PointerSpec,
+    perm: Int[Tensor, "batch n_nodes"],
+    x: Int[Tensor, " batch"],
+    h: Int[Tensor, " batch"],
+    r: Int[Tensor, " batch"],
+    filler: Filler,
+    decoys: int,
+) -> PointerBatch:
+    """Lay out questions already drawn: tables ``perm``, starts ``x``, hop counts ``h`` and decoy
+    counts ``r`` (shared by :func:`sample_pointer_batch` and the split samplers of
+    :mod:`lib.tasks.pointer_splits`, so both write one layout)."""
+    fill_id = spec.filler_id(filler)
+    n, B = spec.n_nodes, perm.shape[0]
     chain = torch.empty(B, spec.max_hops, dtype=torch.long)
     current = x
     for k in range(spec.max_hops):

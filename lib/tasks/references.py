@@ -12,6 +12,9 @@ scored on:
   then copy edges: Bachmann & Nagarajan 2024), and the reversed-order baseline (a run, in
   :mod:`lib.experiments.harness`), which shows the task itself is learnable at this size;
 - pointer chasing: **chance**, 1/n_nodes for every hop count.
+
+:func:`path_star_forward_references` re-derives the path-star lines for any degree and arm length
+(the graph-split size of :mod:`lib.tasks.path_star_splits`, in and out of distribution).
 """
 
 from __future__ import annotations
@@ -82,10 +85,36 @@ def path_star_plateau(degree: int) -> float:
     return 1.0 / degree
 
 
+def path_star_forward_references(degree: int, path_len: int) -> dict:
+    """The reference lines of a path-star size (any label count), re-derived for ``path_len >= 3``.
+
+    Forward order (centre ... leaf), a model that has learned everything except which arm to take:
+    the centre is copied from the prompt; the node after it is one of ``degree`` arm starts, and
+    nothing before it in the answer says which; every later node is the one successor of the node
+    before it in the edge list (each non-centre node has one outgoing edge), which teacher forcing
+    hands over. So only the first step after the centre is uncertain, and whole-path accuracy of
+    "pick an arm at random, then follow it" is 1/degree at every arm length and label count.
+    Teacher-forced accuracy per answer position: 1, 1/degree, then 1. With ``path_len = 2`` the
+    arm is the leaf itself, which the prompt names: no choice, and no plateau (refused here).
+
+    Reversed order (leaf ... centre): every step is the one predecessor of the node before it (a
+    lookup), so the task is determined, ceiling 1.0: a reversed run that reaches it shows the size
+    is learnable by the model, and is the reference a forward arm is read against.
+    """
+    checks.check_int(degree, "degree", min=2)
+    checks.check_int(path_len, "path_len", min=3)
+    return {
+        "forward_plateau": 1.0 / degree,
+        "forward_plateau_by_position": [1.0, 1.0 / degree] + [1.0] * (path_len - 2),
+        "reversed_ceiling": 1.0,
+        "reversed_by_position": [1.0] * path_len,
+    }
+
+
 def pointer_chance(n_nodes: int) -> float:
     """Accuracy of a uniform guess among the nodes: 1/n_nodes, for every hop count."""
     checks.check_int(n_nodes, "n_nodes", min=2)
     return 1.0 / n_nodes
 
 
-__all__ = ["ngram_nats_per_token", "path_star_plateau", "pointer_chance", "text_references"]
+__all__ = ["ngram_nats_per_token", "path_star_forward_references", "path_star_plateau", "pointer_chance", "text_references"]

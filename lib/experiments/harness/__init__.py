@@ -56,16 +56,16 @@ from .path_star import path_star_setup, with_fillers
 from .pointer import ADAPTIVE_THRESHOLD, ENCDEC_WIDTH as POINTER_ENCDEC_WIDTH, FILLER as POINTER_FILLER
 from .pointer import QUESTION_SEEDS as POINTER_SEEDS
 from .pointer import pointer_deeper_config
-from .protocol import harness_jobs, run_harness, tune_and_run
+from .protocol import harness_jobs, next_rate, run_harness, tune_and_run
 from .registry import (
     ALL_METHODS, ARMS, METHOD_NAMES, METHODS, NEW_METHODS, REFERENCE_RUNS, RUNNERS, TASK_INFO, TASK_METHODS,
-    TASK_REGISTRY, TASKS, Arm, Task, check_run_args, reference_check, run_path_star, run_pointer, run_text,
-    task_references,
+    TASK_REGISTRY, TASKS, Arm, Task, arm_tables, check_run_args, reference_check, run_gate, run_path_star, run_pointer,
+    run_text, task_references,
 )
 from .results import load_results, load_results_summary, merge_results, write_results
 from .spec import (
-    DEEP_LAYERS, FULL, LOOPS, MEDIUM, OPENING_STEPS, PLANNING, SIZES, SMALL, THOUGHT_BUDGET, UNDERTRAINED, CellResult,
-    Size, TaskInfo,
+    ALPHA, DEEP_LAYERS, FULL, LOOPS, MEDIUM, NOT_SIGNIFICANT, OPENING_STEPS, PLANNING, ROLES, SIZES, SMALL, THOUGHT_BUDGET,
+    UNDERTRAINED, CellResult, Size, TaskInfo,
 )
 from .summary import final_runs, format_table, summarize, values, verdict_sentences
 from .text import TextSplit, text_encdec_config, text_splits

@@ -12,8 +12,8 @@ import torch
 
 from lib.core.provenance import provenance
 
+from . import registry
 from .protocol import run_harness
-from .registry import ALL_METHODS, TASKS, task_references
 from .results import load_results_summary, merge_results, write_results
 from .spec import FULL, SIZES
 from .summary import format_table, summarize
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--methods", nargs="+", default=None, choices=ALL_METHODS)
+    parser.add_argument("--tasks", nargs="+", default=list(registry.TASKS), choices=registry.TASKS)
+    parser.add_argument("--methods", nargs="+", default=None, choices=registry.ALL_METHODS)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default 1: this process)")
     parser.add_argument("--json", default=None, help="also write every run, the references and the summary to this file")
     parser.add_argument("--add", action="store_true",
@@ -48,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
                           jobs=args.jobs, references=not args.no_references)
-    refs = {t: task_references(t, size) for t in args.tasks}
+    refs = {t: registry.task_references(t, size) for t in args.tasks}
+    splits = {t: registry.TASK_REGISTRY[t].splits(size, size.seeds) for t in args.tasks if registry.TASK_REGISTRY[t].splits}
     if args.json:
         command = "python -m lib.experiments.harness " + " ".join(sys.argv[1:] if argv is None else argv)
         prov = provenance(command, threads, args.jobs, time.perf_counter() - start, str(device))
         if args.add:
-            merge_results(args.json, size, results, refs, prov)
+            merge_results(args.json, size, results, refs, prov, splits)
             print(format_table(load_results_summary(args.json)))
             return 0
-        write_results(args.json, size, results, refs, prov)
+        write_results(args.json, size, results, refs, prov, splits)
     print(format_table(summarize(results, refs)))
     return 0

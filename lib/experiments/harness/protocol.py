@@ -8,39 +8,76 @@ import torch
 from . import registry
 from .spec import OPENING_STEPS, SMALL, CellResult, Size
 
+CURVE_POINTS = 20  # window means of the training loss kept per run
+
 
 def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float) -> CellResult:
     # Every run keeps its opening losses: the check that a stored file comes from this code on a
     # CPU that cannot reproduce its last digits (lib.experiments.stored_checks).
     from lib.core.training import trace_losses
 
-    with trace_losses(OPENING_STEPS) as trace:
+    with trace_losses(OPENING_STEPS) as trace, trace_losses(10**9) as curve:
         result = registry.RUNNERS[task](method, seed, size, device, lr=lr)
     result.extra["opening_losses"] = trace.losses
+    result.extra["loss_curve"] = loss_curve(curve.losses)
     return result
 
 
+def loss_curve(losses: list[float], points: int = CURVE_POINTS) -> list[float]:
+    """The training losses of a run as ``points`` window means (fewer for shorter runs): enough to
+    see whether the run had stopped improving when it ended."""
+    if not losses:
+        return []
+    width = max(1, len(losses) // points)
+    return [sum(w) / len(w) for i in range(0, len(losses) - width + 1, width) if (w := losses[i : i + width])]
+
+
+def next_rate(lrs: list[float], chosen: float) -> float | None:
+    """The rate one grid step beyond ``chosen`` when it sits at an edge of the sorted grid ``lrs``
+    (the step is the grid's ratio at that edge), else None: a rate picked at the edge may only be
+    the best of the rates tried, not the best rate."""
+    grid = sorted(lrs)
+    if len(grid) < 2 or grid[0] < chosen < grid[-1]:
+        return None
+    if chosen == grid[-1]:
+        return chosen * grid[-1] / grid[-2]
+    return chosen * grid[0] / grid[1]
+
+
 def tune_and_run(task: str, method: str, size: Size, device: torch.device | str = "cpu") -> list[CellResult]:
-    """The learning-rate sweep on ``size.sweep_seed`` (chosen on the validation split), then every
-    seed at the chosen rate. Every run comes back, ``extra["role"]`` saying which is which:
-    ``"final"`` (a seed at the chosen rate: what is reported) or ``"sweep"`` (a rate not chosen)."""
+    """The learning-rate sweep on the tuning seed ``size.sweep_seed`` (chosen on the validation
+    split; a rate chosen at the grid's edge extends the grid that way, up to ``size.lr_extensions``
+    times), then every reported seed ``size.seeds`` at the chosen rate. The tuning seed is never a
+    reported seed. Every run comes back, ``role`` saying which is which: ``"sweep"`` (a tuning run)
+    or ``"final"`` (a reported seed at the chosen rate); each final run's ``extra["lr_grid"]`` lists
+    the rates the sweep tried."""
     info = registry.TASK_INFO[task]
-    sweep = [_traced_run(task, method, size.sweep_seed, size, device, lr) for lr in size.lrs] if len(size.lrs) > 1 else []
-    if sweep:
+    sweeping = len(size.lrs) > 1
+    if sweeping and size.sweep_seed in size.seeds:
+        raise ValueError(f"size.sweep_seed {size.sweep_seed} is one of the reported seeds {size.seeds}: "
+                         "tune on a seed that is never reported")
+    out: list[CellResult] = []
+    chosen = size.lrs[0]
+    if sweeping:
         key = (lambda r: r.val_value) if info.higher_is_better else (lambda r: -r.val_value)
-        best = max(sweep, key=key)  # ties: the first (smallest) rate
-        chosen = best.lr
-    else:
-        chosen, best = size.lrs[0], None
-    out = []
-    for r in sweep:
-        r.extra["role"] = "final" if r is best else "sweep"
-        out.append(r)
+        tried: list[float] = []
+        todo = list(size.lrs)
+        for _ in range(size.lr_extensions + 1):
+            for lr in todo:
+                run = _traced_run(task, method, size.sweep_seed, size, device, lr)
+                run.role = "sweep"
+                out.append(run)
+                tried.append(lr)
+            chosen = max(out, key=key).lr  # ties: the first rate tried
+            nxt = next_rate(tried, chosen)
+            if nxt is None:
+                break
+            todo = [nxt]
     for seed in size.seeds:
-        if best is not None and seed == size.sweep_seed:
-            continue
         r = _traced_run(task, method, seed, size, device, chosen)
-        r.extra["role"] = "final"
+        r.role = "final"
+        r.extra["lr_grid"] = sorted({run.lr for run in out}) or [chosen]
+        r.extra["lr_at_edge"] = sweeping and next_rate(r.extra["lr_grid"], chosen) is not None  # still, after extending
         out.append(r)
     return out
 

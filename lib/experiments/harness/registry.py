@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import path_star, pointer, text
+from . import path_star, path_star_unseen, pointer, pointer_unseen, text
 from .parts import SELECTED
 from .spec import CellResult, Size, TaskInfo
 
@@ -38,6 +38,8 @@ class Task:
     info: TaskInfo
     references: Callable[[Size], dict]
     reference_check: Callable[[dict, dict], tuple[bool, str]]
+    run_gate: Callable[[CellResult, dict], bool]  # (one run, the task's references): past the line a trained model must pass
+    splits: Callable[[Size, tuple[int, ...]], dict] | None = None  # (size, seeds) -> measured train/test overlap
 
 
 def _text_check(cells: dict, refs: dict) -> tuple[bool, str]:
@@ -62,31 +64,58 @@ def _path_star_check(cells: dict, refs: dict) -> tuple[bool, str]:
                 f"reversed {rev_text} (needs >= {refs['reversed_needed']})")
 
 
+def _text_gate(run: CellResult, refs: dict) -> bool:
+    return run.value < refs["bigram"]  # a model that has not beaten counting pairs of tokens has not learned text
+
+
+def _pointer_gate(run: CellResult, refs: dict) -> bool:
+    return run.extra["by_hops"][1] >= refs["one_hop_needed"]  # one hop is a lookup: an arm that misses it is undertrained
+
+
+def _path_star_gate(run: CellResult, refs: dict) -> bool:
+    if run.method == "reversed":
+        return run.value >= refs["reversed_needed"]
+    return run.value >= refs["plateau_fraction_needed"] * refs["one_over_degree"]
+
+
 TASK_REGISTRY: dict[str, Task] = {t.name: t for t in (
-    Task("shakespeare", TaskInfo("test nats/char", False, 0.01), text.text_references, _text_check),
-    Task("pointer", TaskInfo("accuracy, 1-3 hops", True, 0.02), pointer.pointer_references, _pointer_check),
-    Task("path_star", TaskInfo("path accuracy (forward order)", True, 0.02), path_star.path_star_references, _path_star_check),
+    Task("shakespeare", TaskInfo("test nats/char", False, 0.01), text.text_references, _text_check, _text_gate),
+    Task("pointer", TaskInfo("accuracy, 1-3 hops", True, 0.02), pointer.pointer_references, _pointer_check, _pointer_gate),
+    Task("path_star", TaskInfo("path accuracy (forward order)", True, 0.02), path_star.path_star_references,
+         _path_star_check, _path_star_gate),
+    Task("pointer_unseen", TaskInfo("accuracy on unseen tables, trained hop counts", True, 0.02),
+         pointer_unseen.unseen_references, _pointer_check, _pointer_gate, pointer_unseen.unseen_splits),
+    Task("path_star_unseen", TaskInfo("path accuracy on unseen graphs (forward order)", True, 0.02),
+         path_star_unseen.unseen_references, _path_star_check, _path_star_gate, path_star_unseen.unseen_splits),
 )}
+
+# The tasks whose test items no training item equals, by construction (lib.tasks.pointer_splits,
+# lib.tasks.path_star_splits): the same arms, run by each task's own module.
+_UNSEEN_FILLER = {"pointer_unseen": pointer_unseen.run_filler}
+_UNSEEN_ENCDEC = {"pointer_unseen": pointer_unseen.run_encdec}
+_UNSEEN_SEQUENCE = {"path_star_unseen": path_star_unseen.run_sequence_model}
 
 _SELECTED_LABEL = {"dense_selected": "windows selected (lam 1)", "dense_selected_l0": "windows selected (lam 0)",
                    "dense_selected_l3": "windows selected (lam 3)", "dense_selected_random": "windows at random (lam 1)"}
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("baseline", "the baseline", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                     "path_star": path_star.run_sequence_model}),
+                                     "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
     Arm("pause", "pause tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                  "path_star": path_star.run_sequence_model}),
+                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
     Arm("dense", "dense tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                  "path_star": path_star.run_sequence_model}),
-    Arm("looped", "a looped block (3 passes, tied)", {"pointer": pointer.run_filler}),
-    Arm("deeper", "a deeper GPT (3 layers)", {"pointer": pointer.run_filler}),
-    Arm("pause_deeper", "pause tokens in the deeper GPT", {"pointer": pointer.run_filler}),
+                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
+    Arm("looped", "a looped block (3 passes, tied)", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
+    Arm("deeper", "a deeper GPT (3 layers)", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
+    Arm("pause_deeper", "pause tokens in the deeper GPT", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
     Arm("encdec", "the encoder-decoder alone", {"shakespeare": text.run_language_model, "pointer": pointer.run_encdec,
-                                                 "path_star": path_star.run_sequence_model}),
+                                                 "path_star": path_star.run_sequence_model, **_UNSEEN_ENCDEC,
+                                                 **_UNSEEN_SEQUENCE}),
     Arm("planning", "the planning loss", {"shakespeare": text.run_language_model, "pointer": pointer.run_encdec,
-                                          "path_star": path_star.run_sequence_model}),
+                                          "path_star": path_star.run_sequence_model, **_UNSEEN_ENCDEC, **_UNSEEN_SEQUENCE}),
     Arm("planning_scored", "the planning loss at scored positions", {"pointer": pointer.run_encdec,
-                                                                     "path_star": path_star.run_sequence_model}),
+                                                                     "path_star": path_star.run_sequence_model,
+                                                                     **_UNSEEN_ENCDEC, **_UNSEEN_SEQUENCE}),
     Arm("thoughts", "learned thought insertion", {"shakespeare": text.run_thoughts, "pointer": pointer.run_thoughts,
                                                   "path_star": path_star.run_thoughts}),
     *(Arm(name, f"dense tokens at random places, {_SELECTED_LABEL[name]}",
@@ -94,18 +123,38 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("dense_adaptive", "dense tokens the model emits itself", {"pointer": pointer.run_adaptive}, "open question"),
     Arm("dense_thoughts", "dense thoughts placed by episodes", {"shakespeare": text.run_thoughts,
                                                                  "pointer": pointer.run_thoughts}, "open question"),
-    Arm("reversed", "the baseline on reversed answers", {"path_star": path_star.run_sequence_model}, "reference"),
+    Arm("reversed", "the baseline on reversed answers", {"path_star": path_star.run_sequence_model, **_UNSEEN_SEQUENCE},
+        "reference"),
 )}
+
+def arm_tables(arms: dict[str, Arm]) -> dict:
+    """Every list the harness reads, derived from ``arms`` (in its order): ``METHODS`` (notebook
+    08's comparison), ``NEW_METHODS`` (09's open questions), ``ALL_METHODS``, ``TASK_METHODS``
+    (the methods each task runs), ``REFERENCE_RUNS`` and ``METHOD_NAMES``."""
+    methods = tuple(a.name for a in arms.values() if a.group == "comparison")
+    new = tuple(a.name for a in arms.values() if a.group == "open question")
+    unknown = {a.name: a.group for a in arms.values() if a.group not in ("comparison", "open question", "reference")}
+    if unknown:
+        raise ValueError(f"arm group must be 'comparison', 'open question' or 'reference', got {unknown}")
+    every = methods + new
+    return {
+        "METHODS": methods, "NEW_METHODS": new, "ALL_METHODS": every,
+        "TASK_METHODS": {t: tuple(m for m in every if t in arms[m].runs) for t in TASK_REGISTRY},
+        "REFERENCE_RUNS": {t: refs for t in TASK_REGISTRY
+                           if (refs := tuple(a.name for a in arms.values() if a.group == "reference" and t in a.runs))},
+        "METHOD_NAMES": {name: a.label for name, a in arms.items()},
+    }
+
 
 TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
 TASK_INFO: dict[str, TaskInfo] = {name: t.info for name, t in TASK_REGISTRY.items()}
-METHODS: tuple[str, ...] = tuple(a.name for a in ARMS.values() if a.group == "comparison")  # notebook 08's table
-NEW_METHODS: tuple[str, ...] = tuple(a.name for a in ARMS.values() if a.group == "open question")
-ALL_METHODS: tuple[str, ...] = METHODS + NEW_METHODS
-TASK_METHODS: dict[str, tuple[str, ...]] = {t: tuple(m for m in ALL_METHODS if t in ARMS[m].runs) for t in TASKS}
-REFERENCE_RUNS: dict[str, tuple[str, ...]] = {
-    t: refs for t in TASKS if (refs := tuple(a.name for a in ARMS.values() if a.group == "reference" and t in a.runs))}
-METHOD_NAMES: dict[str, str] = {name: a.label for name, a in ARMS.items()}
+_tables = arm_tables(ARMS)
+METHODS: tuple[str, ...] = _tables["METHODS"]  # notebook 08's table
+NEW_METHODS: tuple[str, ...] = _tables["NEW_METHODS"]  # notebook 09's open questions
+ALL_METHODS: tuple[str, ...] = _tables["ALL_METHODS"]
+TASK_METHODS: dict[str, tuple[str, ...]] = _tables["TASK_METHODS"]
+REFERENCE_RUNS: dict[str, tuple[str, ...]] = _tables["REFERENCE_RUNS"]
+METHOD_NAMES: dict[str, str] = _tables["METHOD_NAMES"]
 
 
 def check_run_args(task: str, method: str, seed, lr) -> None:
@@ -139,6 +188,13 @@ def task_references(task: str, size: Size) -> dict:
     if task not in TASK_REGISTRY:
         raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
     return TASK_REGISTRY[task].references(size)
+
+
+def run_gate(run: CellResult, refs: dict) -> bool:
+    """Is this run past its task's line for a trained model (:attr:`Task.run_gate`)?"""
+    if run.task not in TASK_REGISTRY:
+        raise ValueError(f"unknown task {run.task!r}")
+    return bool(TASK_REGISTRY[run.task].run_gate(run, refs))
 
 
 def reference_check(task: str, cells: dict[str, dict], refs: dict) -> tuple[bool, str]:

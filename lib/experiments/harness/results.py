@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from .registry import run_gate
 from .spec import CellResult, Size
 from .summary import summarize
 
@@ -25,19 +26,36 @@ def load_results(path: str | Path) -> dict:
     if missing:
         raise ValueError(f"{path} lacks {missing}: not a harness results file")
     data["size"] = Size(**{**data["size"], "seeds": tuple(data["size"]["seeds"]), "lrs": tuple(data["size"]["lrs"])})
-    data["runs"] = [CellResult(**r) for r in data["runs"]]
+    data.setdefault("splits", {})  # files written before splits were measured have none
+    runs = []
     for r in data["runs"]:
-        if "by_hops" in r.extra:
-            r.extra["by_hops"] = {int(k): v for k, v in r.extra["by_hops"].items()}
+        r = dict(r)
+        extra = dict(r.get("extra", {}))
+        if "role" not in r and "role" in extra:  # files written before the role was a field of its own
+            r["role"] = extra.pop("role")
+        runs.append(CellResult(**{**r, "extra": extra}))
+    data["runs"] = runs
+    for r in data["runs"]:
+        for key in ("by_hops", "ood_by_hops"):  # JSON keys are strings; hop counts are ints
+            if key in r.extra:
+                r.extra[key] = {int(k): v for k, v in r.extra[key].items()}
     return data
 
 
-def write_results(path: str | Path, size: Size, results: list[CellResult], refs: dict, prov: dict) -> Path:
-    """Write every run, the references and the summary; via a temporary file, so a failure leaves
-    any earlier file untouched."""
+def write_results(path: str | Path, size: Size, results: list[CellResult], refs: dict, prov: dict,
+                  splits: dict | None = None) -> Path:
+    """Write every run, the references, the summary and, per task whose test items are unseen by
+    construction, ``splits``: the measured overlap of its training and test items. Via a temporary
+    file, so a failure leaves any earlier file untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"provenance": prov, "size": asdict(size), "references": refs, "runs": [asdict(r) for r in results],
+    runs = []
+    for r in results:  # every run says whether it passed its gate, where its task's references are known
+        row = asdict(r)
+        if r.task in refs:
+            row["gate_passed"] = run_gate(r, refs[r.task])
+        runs.append(row)
+    data = {"provenance": prov, "size": asdict(size), "references": refs, "splits": splits or {}, "runs": runs,
             "summary": summarize(results, refs)}
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
@@ -48,7 +66,8 @@ def write_results(path: str | Path, size: Size, results: list[CellResult], refs:
     return path
 
 
-def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dict, prov: dict) -> Path:
+def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dict, prov: dict,
+                  splits: dict | None = None) -> Path:
     """Add ``new`` runs to the results file at ``path`` (written at the same ``size``): runs of the
     same (task, method) already there are replaced, every other run is kept as it was; the file's
     provenance stays and gains an entry under ``"added"`` (``prov``: this batch's commit, command,
@@ -64,7 +83,7 @@ def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dic
     provenance_ = dict(data["provenance"])
     provenance_["added"] = list(provenance_.get("added", [])) + [{**prov, "cells": sorted(f"{t}/{m}" for t, m in replaced)}]
     references = {**refs, **data["references"]}
-    return write_results(path, size, runs, references, provenance_)
+    return write_results(path, size, runs, references, provenance_, {**data["splits"], **(splits or {})})
 
 
 def load_results_summary(path: str | Path) -> dict:

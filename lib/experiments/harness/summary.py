@@ -1,18 +1,18 @@
-"""From runs to findings: per cell the mean, spread and comparison with the baseline (Holm over the
-task's arms), the reference check that decides whether a verdict may be given, and the table and
-sentences that report them."""
+"""From runs to findings: per cell the mean, spread and comparison with the baseline, the gates that
+decide whether a verdict may be given (the task's reference check, and every seed of both arms past
+its line), Holm over every comparison of the summary, and the table and sentences that report them."""
 
 from __future__ import annotations
 
-from lib.core.stats import compare_table, mean_and_spread
+from lib.core.stats import compare_table, holm, mean_and_spread
 
 from . import registry
-from .spec import UNDERTRAINED, CellResult
+from .spec import ALPHA, NOT_SIGNIFICANT, UNDERTRAINED, CellResult
 
 
 def final_runs(results: list[CellResult], task: str, method: str) -> list[CellResult]:
     """The reported runs of one cell (the chosen rate, every seed), in seed order."""
-    cell = [r for r in results if r.task == task and r.method == method and r.extra.get("role", "final") == "final"]
+    cell = [r for r in results if r.task == task and r.method == method and r.role == "final"]
     return sorted(cell, key=lambda r: r.seed)
 
 
@@ -21,16 +21,28 @@ def values(results: list[CellResult], task: str, method: str) -> list[float]:
     return [r.value for r in final_runs(results, task, method)]
 
 
+def _gated(cell: dict) -> bool:
+    return "gate" not in cell or cell["gate"]["passed"] == cell["gate"]["of"]
+
+
 def summarize(results: list[CellResult], references: dict | None = None) -> dict[str, dict[str, dict]]:
     """Per task and method: mean, sd, n, per-seed values, the chosen rate, parameters, passes per
-    step, the comparison with the baseline (:func:`lib.core.stats.compare_table`, Holm over the task's
-    methods) and the verdict, or "undertrained: no verdict" when ``references`` are given and the
-    baseline has not passed them. Each task also gets ``"_reference"``: the check and its reason."""
+    step, the out-of-distribution mean where runs have one, how many seeds passed their gate, and
+    the comparison with the baseline (:func:`lib.core.stats.compare`) with its verdict.
+
+    A verdict stands only when (1) ``references`` are given and the task's baseline passes its
+    reference check, (2) every reported seed of the arm and of the baseline passes its own gate
+    (:func:`registry.run_gate`), else "undertrained: no verdict"; and (3) for "better" or "worse",
+    its p-value survives Holm at ``ALPHA`` over **every** comparison in the summary, else
+    "separated, not significant after Holm". Each task gets ``"_reference"`` (the check and why) and
+    ``"_holm"`` (the family's size and alpha)."""
     out: dict[str, dict[str, dict]] = {}
+    family: list[tuple[str, str]] = []
     for task in registry.TASKS:
         names = [m for m in registry.TASK_METHODS[task] + registry.REFERENCE_RUNS.get(task, ()) if values(results, task, m)]
         if not names:
             continue
+        refs = None if references is None else references[task]
         cells: dict[str, dict] = {}
         for method in names:
             runs = final_runs(results, task, method)
@@ -39,20 +51,34 @@ def summarize(results: list[CellResult], references: dict | None = None) -> dict
             cells[method] = {"mean": mean, "sd": sd, "n": len(v), "values": v, "lr": runs[0].lr,
                              "n_params": runs[0].n_params, "forward_passes_per_step": runs[0].forward_passes_per_step,
                              "verdict": "reference"}
-            if task == "pointer":
+            if all("by_hops" in r.extra for r in runs):  # pointer tasks: the 1-hop line every arm must pass
                 cells[method]["one_hop"] = sum(r.extra["by_hops"][1] for r in runs) / len(runs)
+            if refs is not None:
+                gates = [registry.run_gate(r, refs) for r in runs]
+                cells[method]["gate"] = {"passed": sum(gates), "of": len(gates)}
+            ood = [r.ood_value for r in runs if r.ood_value is not None]
+            if ood:
+                cells[method]["ood_values"] = ood
+                cells[method]["ood_mean"], cells[method]["ood_sd"] = mean_and_spread(ood)
         info = registry.TASK_INFO[task]
         compared = {m: cells[m]["values"] for m in names if m in registry.ALL_METHODS}
-        passed, why = ((True, "no references given") if references is None
-                       else registry.reference_check(task, cells, references[task]))
+        passed, why = (True, "no references given") if refs is None else registry.reference_check(task, cells, refs)
         if "baseline" in compared and len(compared["baseline"]) >= 2:
             usable = {m: v for m, v in compared.items() if len(v) >= 2}
-            table = compare_table(usable, "baseline", info.higher_is_better, info.min_effect)
-            for m, row in table.items():
-                cells[m].update(p_value=row["p_value"], p_holm=row["p_holm"], difference=row["difference"],
-                                verdict=row["verdict"] if passed else UNDERTRAINED)
+            for m, row in compare_table(usable, "baseline", info.higher_is_better, info.min_effect).items():
+                cells[m].update(p_value=row["p_value"], difference=row["difference"], verdict=row["verdict"])
+                family.append((task, m))
         cells["_reference"] = {"passed": passed, "why": why}
         out[task] = cells
+    for (task, m), adjusted in zip(family, holm([out[t][m]["p_value"] for t, m in family])):
+        cell, base = out[task][m], out[task]["baseline"]
+        cell["p_holm"] = adjusted
+        if not out[task]["_reference"]["passed"] or not _gated(cell) or not _gated(base):
+            cell["verdict"] = UNDERTRAINED
+        elif cell["verdict"] in ("better", "worse") and adjusted > ALPHA:
+            cell["verdict"] = NOT_SIGNIFICANT
+    for cells in out.values():
+        cells["_holm"] = {"family": len(family), "alpha": ALPHA}
     return out
 
 
@@ -73,7 +99,10 @@ def verdict_sentences(summary: dict[str, dict[str, dict]]) -> list[str]:
             numbers = (f"{c['mean']:.3f} ± {c['sd']:.3f} vs {base['mean']:.3f} ± {base['sd']:.3f} "
                        f"({registry.TASK_INFO[task].metric}; p = {c['p_value']:.3f}, Holm {c['p_holm']:.3f})")
             what = {"better": "better than the baseline", "worse": "worse than the baseline",
-                    "no measurable effect": "no measurable effect", UNDERTRAINED: UNDERTRAINED}[c["verdict"]]
+                    "no measurable effect": "no measurable effect", UNDERTRAINED: UNDERTRAINED,
+                    NOT_SIGNIFICANT: NOT_SIGNIFICANT}[c["verdict"]]
+            if "gate" in c:
+                what += f" ({c['gate']['passed']} of {c['gate']['of']} seeds past the line)"
             lines.append(f"{task}: {registry.METHOD_NAMES[method]}: {what}, {numbers}")
     return lines
 
@@ -86,12 +115,17 @@ def format_table(summary: dict[str, dict[str, dict]]) -> str:
         lines.append(f"{task} ({info.metric}, {'higher' if info.higher_is_better else 'lower'} is better)")
         rows = _method_cells(cells)
         w = max([16] + [len(m) + 2 for m in rows])  # 16 fits the original methods; longer names widen it
-        lines.append(f"  {'method':<{w}}{'mean':>8}{'sd':>8}{'seeds':>6}{'lr':>8}{'params':>9}{'passes':>7}"
-                     f"{'p':>7}{'Holm':>7}  verdict vs baseline")
+        ood = any("ood_mean" in c for c in rows.values())
+        lines.append(f"  {'method':<{w}}{'mean':>8}{'sd':>8}" + (f"{'OOD':>8}" if ood else "")
+                     + f"{'seeds':>6}{'gate':>6}{'lr':>8}{'params':>9}{'passes':>7}{'p':>7}{'Holm':>7}  verdict vs baseline")
         for method, c in rows.items():
             p = f"{c['p_value']:>7.3f}{c['p_holm']:>7.3f}" if "p_value" in c else f"{'':>14}"
-            lines.append(f"  {method:<{w}}{c['mean']:>8.3f}{c['sd']:>8.3f}{c['n']:>6}{c['lr']:>8.0e}{c['n_params']:>9,}"
-                         f"{c['forward_passes_per_step']:>7.1f}{p}  {c['verdict']}")
+            gate = f"{c['gate']['passed']}/{c['gate']['of']}" if "gate" in c else "-"
+            ood_col = (f"{c['ood_mean']:>8.3f}" if "ood_mean" in c else f"{'-':>8}") if ood else ""
+            lines.append(f"  {method:<{w}}{c['mean']:>8.3f}{c['sd']:>8.3f}{ood_col}{c['n']:>6}{gate:>6}{c['lr']:>8.0e}"
+                         f"{c['n_params']:>9,}{c['forward_passes_per_step']:>7.1f}{p}  {c['verdict']}")
         if "_reference" in cells:
             lines.append(f"  reference: {cells['_reference']['why']}")
+        if "_holm" in cells:
+            lines.append(f"  Holm over all {cells['_holm']['family']} comparisons of the summary, alpha {cells['_holm']['alpha']}")
     return "\n".join(lines)

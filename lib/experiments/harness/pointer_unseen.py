@@ -1,0 +1,145 @@
+"""Pointer chasing on tables no training question used (:mod:`lib.tasks.pointer_splits`): mean answer
+accuracy over the trained hop counts on unseen test tables (``value``), and over deeper hop counts
+than any training question asked, on the same unseen tables (``ood_value``).
+
+How deep each arm may think out of distribution: dense tokens get ``h - 1`` of them for ``h`` hops
+and are unrolled exactly (one pass per dense token), as deep as the question needs; pause tokens
+get ``h - 1`` pauses; the looped block keeps its 3 passes (its depth is fixed by its weights);
+the others answer in one pass. One run function per family of arms, each ``(method, seed, size,
+device, lr) -> CellResult``; :mod:`.registry` says which arm uses which."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .parts import widest_gpt_within
+from .spec import DEEP_LAYERS, LOOPS, PLANNING, CellResult, Size
+
+FILLER = {"baseline": "none", "pause": "pause", "dense": "dense", "looped": "none", "deeper": "none", "pause_deeper": "pause"}
+ENCDEC_WIDTH = 40  # the widest 1 + 1 encoder-decoder with no more parameters than the 1-layer GPT (checked by a test)
+QUESTION_SEED = 4321  # the fixed evaluation questions (lib.tasks.pointer_splits.pointer_eval_sets)
+BATCH = 64
+
+
+def unseen_task():
+    from lib.tasks.pointer_splits import PointerSplitSpec
+
+    return PointerSplitSpec()
+
+
+def _finish(method: str, seed: int, lr: float, model, passes: float, extra: dict, start: float, accuracy: dict) -> CellResult:
+    mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
+    extra["by_hops"] = accuracy["test"]
+    extra["ood_by_hops"] = accuracy["test_ood"]
+    return CellResult("pointer_unseen", method, seed, float(lr), mean["test"], mean["val"], model.n_params(), passes,
+                      time.perf_counter() - start, extra, ood_value=mean["test_ood"])
+
+
+@torch.no_grad()
+def _accuracy(model, task, filler: str, n_per_hop: int, device) -> dict[str, dict[int, float]]:
+    """Per split ("val", "test", "test_ood") and hop count: answer accuracy, dense rows unrolled exactly."""
+    from lib.core import checks
+    from lib.experiments.pointer_runs import pointer_logits
+    from lib.tasks.pointer_splits import pointer_eval_sets
+    from lib.tasks.pointer_task import answer_accuracy
+
+    sets = pointer_eval_sets(task, n_per_hop, QUESTION_SEED, filler)
+    with checks.eval_mode(model):
+        return {split: {h: answer_accuracy(pointer_logits(model, b.to(device)), b.to(device)) for h, b in by_hop.items()}
+                for split, by_hop in sets.items()}
+
+
+def _train_config(steps: int, lr: float):
+    from lib.core.training import TrainConfig
+
+    return TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False)
+
+
+def run_filler(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """The 1-layer GPT with no filler, pause or dense tokens (``h - 1`` of them, dense unrolled
+    exactly: depth ``train_hops - 1`` in training), the looped block, and the deeper GPT."""
+    from lib.core.model import GPT
+    from lib.core.training import train
+    from lib.methods.dense import unrolled_forward
+    from lib.methods.encdec import _count_params
+    from lib.methods.looped import LoopedGPT
+    from lib.tasks.pointer_splits import sample_pointer_split
+    from lib.tasks.pointer_task import pointer_model_config
+
+    start = time.perf_counter()
+    task = unseen_task()
+    spec, filler = task.spec, FILLER[method]
+    base = pointer_model_config(spec)
+    torch.manual_seed(seed)
+    if method == "looped":
+        model = LoopedGPT(base, LOOPS)
+    elif method in ("deeper", "pause_deeper"):
+        model = GPT(widest_gpt_within(base, DEEP_LAYERS, _count_params(GPT, base)))
+    else:
+        model = GPT(base)
+    model = model.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    depth = task.train_hops - 1  # the most dense tokens a training question has: exact
+
+    def loss_fn(m, batch):
+        if filler != "dense":
+            return m(batch.tokens, return_type="loss", targets=batch.targets)
+        return GPT.loss(unrolled_forward(m, batch.tokens, spec.dense_id, depth).logits, targets=batch.targets)
+
+    train(model, lambda step: sample_pointer_split(task, BATCH, gen, "train", filler).to(device),
+          _train_config(size.pointer_unseen_steps, lr), loss_fn=loss_fn)
+    accuracy = _accuracy(model, task, filler, size.eval_questions, device)
+    passes = 1.0 + (depth if filler == "dense" else 0) + (LOOPS - 1 if method == "looped" else 0)
+    return _finish(method, seed, lr, model, passes, {}, start, accuracy)
+
+
+def run_encdec(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """``encdec`` (lam 0), ``planning`` (the future of every position, horizon 2) and
+    ``planning_scored`` (only at the position that predicts the answer, horizon 1)."""
+    from lib.core.training import train
+    from lib.methods.encdec import EncDecConfig, EncoderDecoderGPT, planning_loss_fn
+    from lib.tasks.pointer_splits import sample_pointer_split
+
+    start = time.perf_counter()
+    task = unseen_task()
+    spec, d = task.spec, ENCDEC_WIDTH
+    cfg = EncDecConfig(d_vocab=spec.vocab_size, n_ctx=spec.seq_len("dense"), d_model=d, n_enc_layers=1, n_dec_layers=1,
+                       n_heads=4, d_head=d // 4, d_mlp=4 * d)
+    torch.manual_seed(seed)
+    model = EncoderDecoderGPT(cfg).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    lam = 0.0 if method == "encdec" else PLANNING["lam"]
+    horizon = 1 if method == "planning_scored" else 2
+    train(model, lambda step: sample_pointer_split(task, BATCH, gen, "train", "none").to(device),
+          _train_config(size.pointer_unseen_steps, lr),
+          loss_fn=planning_loss_fn(lam, horizon, PLANNING["kind"], scored_only=method == "planning_scored"))
+    return _finish(method, seed, lr, model, 1.0, {}, start, _accuracy(model, task, "none", size.eval_questions, device))
+
+
+def unseen_references(size: Size) -> dict:
+    from lib.tasks.references import pointer_chance
+
+    task = unseen_task()
+    return {"chance": pointer_chance(task.n_nodes), "one_hop_needed": 0.9, "train_hops": list(task.id_hops),
+            "ood_hops": list(task.ood_hops)}
+
+
+def unseen_splits(size: Size, seeds: tuple[int, ...]) -> dict:
+    """The measured overlap between the training questions of every reported seed's stream and the
+    evaluation questions (in distribution and out): 0 by construction, counted anyway."""
+    from lib.tasks.pointer_splits import pointer_eval_sets, sample_pointer_split
+    from lib.tasks.splits import split_overlap
+
+    task = unseen_task()
+
+    def streams():  # each seed's training questions, drawn exactly as its runs draw them
+        for s in seeds:
+            gen = torch.Generator().manual_seed(s)
+            for _ in range(size.pointer_unseen_steps):
+                yield sample_pointer_split(task, BATCH, gen, "train", "none")
+
+    train = list(streams())
+    sets = pointer_eval_sets(task, size.eval_questions, QUESTION_SEED, "none")
+    return {split: split_overlap(train, list(by_hop.values())) for split, by_hop in sets.items()}

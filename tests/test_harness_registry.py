@@ -1,0 +1,100 @@
+"""The harness's registries: every list it uses is read off the arms and tasks, and a new arm is
+one entry (the worked example of CONTRIBUTING.md, "Adding an arm to the harness")."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.experiments.harness import registry
+from lib.experiments.harness.protocol import harness_jobs, tune_and_run
+from lib.experiments.harness.spec import CellResult, Size
+from lib.experiments.harness.summary import format_table, summarize
+
+TINY = Size("tiny", (0, 1, 2, 3, 4), (1e-3, 3e-3), text_steps=1, text_batch=1, text_window=8, text_d_model=8,
+            text_layers=2, text_every=4, text_val_windows=1, text_test_windows=1, pointer_steps=1, path_steps=1,
+            sweep_seed=100, lr_extensions=0)
+
+
+def test_the_tables_are_read_off_the_arms():
+    tables = registry.arm_tables(registry.ARMS)
+    assert tables["ALL_METHODS"] == registry.METHODS + registry.NEW_METHODS
+    for task, methods in registry.TASK_METHODS.items():
+        assert all(task in registry.ARMS[m].runs for m in methods)
+        assert set(methods) | set(registry.REFERENCE_RUNS.get(task, ())) == {
+            name for name, arm in registry.ARMS.items() if task in arm.runs}
+    assert registry.REFERENCE_RUNS == {"path_star": ("reversed",), "path_star_unseen": ("reversed",)}
+    assert set(registry.METHOD_NAMES) == set(registry.ARMS)
+    assert set(registry.RUNNERS) == set(registry.TASKS) == set(registry.TASK_REGISTRY)
+
+
+def test_an_arm_group_must_be_known():
+    bad = {**registry.ARMS, "odd": registry.Arm("odd", "an odd arm", {"pointer": None}, group="extra")}
+    with pytest.raises(ValueError, match="arm group must be"):
+        registry.arm_tables(bad)
+
+
+def _chance_arm(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """A stand-in arm that answers pointer questions at a fixed accuracy: what the protocol does
+    with an arm does not depend on how the arm trains."""
+    acc = 0.5 + 0.01 * seed + (0.1 if lr == 3e-3 else 0.0)
+    return CellResult("pointer", method, seed, lr, acc, acc, 100, 1.0, 0.0, {"by_hops": {1: 0.95, 2: acc, 3: acc}})
+
+
+def test_a_new_arm_is_one_registry_entry(monkeypatch):
+    arms = {**registry.ARMS, "toy": registry.Arm("toy", "a stand-in arm", {"pointer": _chance_arm}, "open question")}
+    monkeypatch.setattr(registry, "ARMS", arms)
+    for name, value in registry.arm_tables(arms).items():
+        monkeypatch.setattr(registry, name, value)
+    assert ("pointer", "toy") in harness_jobs(("pointer",), None)
+    assert ("pointer", "toy") not in harness_jobs(("shakespeare",), None)
+    runs = tune_and_run("pointer", "toy", TINY)
+    # the sweep (tuning seed 100 at both rates) picks 3e-3 on validation; then seeds 0-4 at that rate
+    assert [(r.seed, r.lr, r.role) for r in runs] == [(100, 1e-3, "sweep"), (100, 3e-3, "sweep")] + [
+        (s, 3e-3, "final") for s in range(5)]
+    baseline = [CellResult("pointer", "baseline", s, 3e-3, 0.4, 0.4, 100, 1.0, 0.0, {"by_hops": {1: 0.95, 2: 0.1, 3: 0.1}})
+                for s in range(5)]
+    summary = summarize(runs + baseline, {"pointer": {"chance": 1 / 6, "one_hop_needed": 0.9}})
+    assert summary["pointer"]["toy"]["verdict"] == "better" and summary["pointer"]["toy"]["n"] == 5
+    assert "toy" in format_table(summary)
+    with pytest.raises(ValueError, match="does not apply to shakespeare"):
+        registry.RUNNERS["shakespeare"]("toy", 0, TINY, "cpu", 1e-3)
+
+
+def test_runners_check_their_arguments_before_running():
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
+        registry.RUNNERS["pointer"]("baseline", -1, TINY)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        registry.RUNNERS["pointer"]("baseline", 0, TINY, lr=float("nan"))
+    with pytest.raises(ValueError, match="unknown task"):
+        registry.task_references("chess", TINY)
+
+
+def test_the_worked_example_of_contributing_runs(monkeypatch):
+    # The arm of CONTRIBUTING.md, "Adding an arm to the harness", as written there.
+    import time
+
+    from lib.experiments.harness import pointer
+    from lib.experiments.harness.pointer import BATCH, QUESTION_SEEDS, _finish
+
+    def run_dense_depth3(method, seed, size, device, lr):
+        from lib.experiments.pointer_runs import evaluate_pointer, train_pointer_model
+        from lib.tasks.pointer_task import PointerSpec
+
+        start = time.perf_counter()
+        spec = PointerSpec()
+        run = train_pointer_model("dense-3", seed, spec, steps=size.pointer_steps, batch_size=BATCH, lr=lr, device=device)
+        accuracy = {s: evaluate_pointer(run.model, spec, "dense", size.eval_questions, seed=q) for s, q in QUESTION_SEEDS.items()}
+        return _finish(method, seed, lr, accuracy, run.model, 4.0, {}, start)
+
+    arms = {**registry.ARMS, "dense_depth3": registry.Arm("dense_depth3", "dense tokens unrolled to depth 3",
+                                                          {"pointer": run_dense_depth3}, "open question")}
+    monkeypatch.setattr(registry, "ARMS", arms)
+    for name, value in registry.arm_tables(arms).items():
+        monkeypatch.setattr(registry, name, value)
+    size = Size("tiny", (0,), (3e-3,), text_steps=1, text_batch=1, text_window=8, text_d_model=8, text_layers=2,
+                text_every=4, text_val_windows=1, text_test_windows=1, pointer_steps=2, path_steps=1, eval_questions=8)
+    result = registry.RUNNERS["pointer"]("dense_depth3", 0, size)
+    base = registry.RUNNERS["pointer"]("dense", 0, size)
+    assert 0.0 <= result.value <= 1.0 and set(result.extra["by_hops"]) == {1, 2, 3}
+    assert result.n_params == base.n_params and result.forward_passes_per_step == 4.0
+    assert "dense_depth3" in registry.TASK_METHODS["pointer"] and pointer.run_filler is registry.ARMS["dense"].runs["pointer"]
