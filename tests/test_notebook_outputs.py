@@ -142,8 +142,8 @@ def trained_cells(nb) -> dict[int, str]:
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 for t in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
                     for n in ast.walk(t):
-                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and t is n or (
-                                isinstance(t, ast.Tuple) and n in t.elts):
+                        # a plain name, or a name unpacked from a tuple (``fig, (ax, ax2) = ...``)
+                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and (t is n or isinstance(t, ast.Tuple)):
                             tainted.discard(n.id)
     return out
 

@@ -12,6 +12,8 @@ that every task's baseline passed its reference line (otherwise no verdict in it
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -45,7 +47,10 @@ def test_medium_file_has_provenance_references_and_three_seeds_per_cell(medium):
         assert key in prov, f"provenance lacks {key}"
     # the command as it was typed at the file's commit (the harness was lib/harness.py then)
     assert prov["command"].startswith(("python -m lib.experiments.harness --size medium", "python -m lib.harness --size medium"))
-    assert medium["size"] == MEDIUM, "the stored size is the code's medium size"
+    # Made under the earlier protocol: 3 seeds, the tuning seed (0) among them. Every setting that
+    # shapes a run is still the code's medium size, so its runs can be rerun here.
+    assert medium["size"].seeds == (0, 1, 2) and medium["size"].sweep_seed == 0
+    assert replace(medium["size"], seeds=MEDIUM.seeds, sweep_seed=MEDIUM.sweep_seed) == MEDIUM
     refs = medium["references"]
     assert "bigram" in refs["shakespeare"] and "one_over_degree" in refs["path_star"] and "chance" in refs["pointer"]
     cells = {}
@@ -90,19 +95,17 @@ def _stored(medium, task, method, seed):
 
 @pytest.mark.parametrize("task,method,seed", RERUN)
 def test_the_opening_losses_of_a_stored_run_come_back(medium, one_thread, task, method, seed):
-    worst, got = opening_mismatch(_stored(medium, task, method, seed), MEDIUM)
+    worst, got = opening_mismatch(_stored(medium, task, method, seed), medium["size"])
     assert worst < OPENING_TOLERANCE, f"{task}/{method}/seed {seed}: opening losses moved by {worst:.2e}"
 
 
 def test_the_opening_losses_tell_another_learning_rate_apart(medium, one_thread):
-    from dataclasses import replace
-
     stored = _stored(medium, "path_star", "baseline", 1)
     other = replace(stored, lr=stored.lr / 3)
-    worst, _ = opening_mismatch(other, MEDIUM)
+    worst, _ = opening_mismatch(other, medium["size"])
     assert worst > 10 * OPENING_TOLERANCE, "a run with another learning rate must not pass as the stored one"
     with pytest.raises(ValueError, match="no opening_losses"):
-        opening_mismatch(replace(stored, extra={}), MEDIUM)
+        opening_mismatch(replace(stored, extra={}), medium["size"])
 
 
 def test_the_rerun_margin_is_the_larger_of_twice_the_effect_and_the_spread():
@@ -118,7 +121,7 @@ def test_the_rerun_margin_is_the_larger_of_twice_the_effect_and_the_spread():
 @pytest.mark.parametrize("task,method,seed", RERUN)
 def test_a_whole_rerun_lands_in_its_cells_stored_range(medium, one_thread, task, method, seed):
     stored = _stored(medium, task, method, seed)
-    again = RUNNERS[task](method, seed, MEDIUM, "cpu", lr=stored.lr)
+    again = RUNNERS[task](method, seed, medium["size"], "cpu", lr=stored.lr)
     low, high = stored_range(medium["runs"], task, method)
     assert low <= again.value <= high, f"{task}/{method}/seed {seed}: {again.value:.4f} outside [{low:.4f}, {high:.4f}]"
     assert again.n_params == stored.n_params and again.forward_passes_per_step == stored.forward_passes_per_step
@@ -129,7 +132,7 @@ def test_one_run_of_every_stored_cell_opens_as_stored(medium, one_thread):
     cells = sorted({(r.task, r.method) for r in medium["runs"]})
     moved = {}
     for task, method in cells:
-        worst, _ = opening_mismatch(final_runs(medium["runs"], task, method)[1], MEDIUM)
+        worst, _ = opening_mismatch(final_runs(medium["runs"], task, method)[1], medium["size"])
         if worst >= OPENING_TOLERANCE:
             moved[f"{task}/{method}"] = worst
     assert not moved, f"opening losses moved: {moved}"
@@ -150,3 +153,52 @@ def test_stored_checks_refuse_bad_inputs(medium):
         opening_mismatch("pointer/dense", MEDIUM)
     low, high = stored_range(medium["runs"], "pointer", "dense")
     assert low == pytest.approx(1.0 - 0.04) and high == pytest.approx(1.04)  # three seeds at 1.0: the margin is 2 x 0.02
+
+
+# --------------------------------------------------------------------------- the rerun on unseen tables
+UNSEEN_PATH = REPO_ROOT / "data" / "results" / "harness_unseen.json"
+
+
+@pytest.fixture(scope="module")
+def unseen():
+    return load_results(UNSEEN_PATH)
+
+
+def test_unseen_file_follows_the_protocol(unseen):
+    prov, size = unseen["provenance"], unseen["size"]
+    assert prov["command"].startswith("python -m lib.experiments.harness --size medium --tasks pointer_unseen")
+    assert prov["wall_seconds"] <= 90 * 60, "the whole rerun fits 90 minutes on a 2-core CPU"
+    assert len(size.seeds) >= 5 and size.sweep_seed not in size.seeds
+    cells = sorted({(r.task, r.method) for r in unseen["runs"]})
+    assert {t for t, _ in cells} == {"pointer_unseen"} and len(cells) >= 9
+    for task, method in cells:
+        runs = [r for r in unseen["runs"] if (r.task, r.method) == (task, method)]
+        final = [r for r in runs if r.role == "final"]
+        assert sorted(r.seed for r in final) == sorted(size.seeds), f"{method}: every reported seed, once"
+        assert all(r.seed == size.sweep_seed for r in runs if r.role == "sweep"), f"{method}: tuning runs on the tuning seed"
+        assert len({r.lr for r in final}) == 1 and final[0].lr in {r.lr for r in runs if r.role == "sweep"}
+        for r in runs:
+            assert RUN_KEYS <= set(vars(r)) and isinstance(r.gate_passed, bool) and 0 <= r.ood_value <= 1
+            assert set(r.extra["by_hops"]) == {1, 2, 3} and set(r.extra["ood_by_hops"]) == {4, 5, 6}
+
+
+def test_unseen_file_measured_no_overlap_between_training_and_test_questions(unseen):
+    splits = unseen["splits"]["pointer_unseen"]
+    assert set(splits) == {"val", "test", "test_ood"}
+    for split, record in splits.items():
+        assert record["overlap"] == 0 and record["train_draws"] >= 100_000 and record["test_items"] >= 1000, split
+
+
+def test_unseen_baseline_passes_its_line_and_gates_match_the_runs(unseen):
+    summary = summarize(unseen["runs"], unseen["references"])["pointer_unseen"]
+    assert summary["_reference"]["passed"], summary["_reference"]["why"]
+    refs = unseen["references"]["pointer_unseen"]
+    for r in unseen["runs"]:
+        assert r.gate_passed == (r.extra["by_hops"][1] >= refs["one_hop_needed"])
+
+
+@pytest.mark.parametrize("method,seed", [("dense", 1), ("looped", 2)])
+def test_the_opening_losses_of_an_unseen_run_come_back(unseen, one_thread, method, seed):
+    (run,) = [r for r in final_runs(unseen["runs"], "pointer_unseen", method) if r.seed == seed]
+    worst, _ = opening_mismatch(run, unseen["size"])
+    assert worst < OPENING_TOLERANCE, f"pointer_unseen/{method}/seed {seed}: opening losses moved by {worst:.2e}"

@@ -117,7 +117,7 @@ def fingerprint_file(path: str | Path, steps: int = OPENING_STEPS, progress: boo
         "recorded": {k: stamp[k] for k in ("commit", "uncommitted_changes", "command", "torch", "platform", "cpu_pins")}
         | {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": len(todo)},
     }
-    write_results(path, data["size"], data["runs"], data["references"], prov)
+    write_results(path, data["size"], data["runs"], data["references"], prov, data["splits"])
     return prov["fingerprints"]
 
 

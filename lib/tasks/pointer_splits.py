@@ -5,8 +5,15 @@ a test score cannot tell a learned lookup from a memorised answer. Here every ta
 permutation, as a row of node ids) belongs to one split by a hash of the table itself
 (:mod:`lib.tasks.splits`: 80% train, 10% val, 10% test), and the samplers draw tables of one split
 only. A test question (table, start, hop count) therefore never occurs in training, at any
-number of training draws, and :data:`DEFAULT_N_NODES` nodes (12! = 479 million tables) are too
-many to memorise anyway.
+number of training draws and at any size.
+
+Size: :data:`DEFAULT_N_NODES` = 8 (40,320 tables: 32,215 train, 4,169 val, 3,936 test) is what
+notebook 05's 1-layer GPT (d_model 64, dense-2) learns on a CPU in 600 steps of 64 (seed 0, lr
+3e-3): 100% on val and test tables at 1-3 hops, and 100% at 4-6 hops, dense unrolled exactly. A run
+that long draws about 70% of the train tables, so memorising them is not ruled out, but it cannot
+help on test tables. For tables no run can enumerate take ``n_nodes=10`` (3.6 million tables): the
+same model needs about 2000 steps (73% / 52% / 43% at 1 / 2 / 3 hops after 1000 steps, 100% after
+2000); 12 nodes needs more.
 
 Out-of-distribution depth: training asks 1..``train_hops`` hops; the test split also asks
 ``train_hops + 1 .. train_hops + ood_extra_hops``. The hop count is a prompt token ``HOP_h``, so

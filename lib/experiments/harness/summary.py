@@ -66,7 +66,9 @@ def summarize(results: list[CellResult], references: dict | None = None) -> dict
         if "baseline" in compared and len(compared["baseline"]) >= 2:
             usable = {m: v for m, v in compared.items() if len(v) >= 2}
             for m, row in compare_table(usable, "baseline", info.higher_is_better, info.min_effect).items():
-                cells[m].update(p_value=row["p_value"], difference=row["difference"], verdict=row["verdict"])
+                # "unadjusted": the verdict rule on this pair alone, before the gates and Holm have their say
+                cells[m].update(p_value=row["p_value"], difference=row["difference"], verdict=row["verdict"],
+                                unadjusted=row["verdict"])
                 family.append((task, m))
         cells["_reference"] = {"passed": passed, "why": why}
         out[task] = cells
