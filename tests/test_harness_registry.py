@@ -17,7 +17,10 @@ TINY = Size("tiny", (0, 1, 2, 3, 4), (1e-3, 3e-3), text_steps=1, text_batch=1, t
 
 def test_the_tables_are_read_off_the_arms():
     tables = registry.arm_tables(registry.ARMS)
-    assert tables["ALL_METHODS"] == registry.METHODS + registry.NEW_METHODS
+    assert tables["ALL_METHODS"] == registry.METHODS + registry.NEW_METHODS + registry.CONTROLS
+    assert registry.CONTROLS == ("cot", "token_feedback", "mtp", "teacherless")
+    for name in registry.CONTROLS:  # the literature's controls run only where test items are unseen
+        assert set(registry.ARMS[name].runs) <= {"pointer_unseen", "path_star_unseen"}, name
     for task, methods in registry.TASK_METHODS.items():
         assert all(task in registry.ARMS[m].runs for m in methods)
         assert set(methods) | set(registry.REFERENCE_RUNS.get(task, ())) == {
@@ -98,3 +101,59 @@ def test_the_worked_example_of_contributing_runs(monkeypatch):
     assert 0.0 <= result.value <= 1.0 and set(result.extra["by_hops"]) == {1, 2, 3}
     assert result.n_params == base.n_params and result.forward_passes_per_step == 4.0
     assert "dense_depth3" in registry.TASK_METHODS["pointer"] and pointer.run_filler is registry.ARMS["dense"].runs["pointer"]
+
+
+def _toy_registry(monkeypatch, fn):
+    arms = {**registry.ARMS, "toy": registry.Arm("toy", "a stand-in arm", {"pointer": fn}, "open question")}
+    monkeypatch.setattr(registry, "ARMS", arms)
+    for name, value in registry.arm_tables(arms).items():
+        monkeypatch.setattr(registry, name, value)
+
+
+def test_more_seeds_reuse_the_stored_sweep_and_add_only_new_seeds(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from lib.experiments.harness.protocol import run_harness
+    from lib.experiments.harness.results import check_mergeable, load_results, merge_results, stored_cells, write_results
+
+    _toy_registry(monkeypatch, _chance_arm)
+    three = replace(TINY, seeds=(0, 1, 2))
+    refs = {"pointer": {"chance": 1 / 6, "one_hop_needed": 0.9}}
+    path = write_results(tmp_path / "r.json", three, tune_and_run("pointer", "toy", three), refs, {"command": "first"})
+    stored = load_results(path)
+    assert stored_cells(stored)[("pointer", "toy")] == (3e-3, [1e-3, 3e-3], {0, 1, 2})
+    check_mergeable(stored, TINY, more_seeds=True)
+    with pytest.raises(ValueError, match="cannot merge"):
+        check_mergeable(stored, TINY)  # a plain --add needs the very same size
+    with pytest.raises(ValueError, match="more reported seeds"):
+        check_mergeable(stored, replace(TINY, lrs=(1e-3,)), more_seeds=True)  # only the seeds may differ
+    new = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, known=stored_cells(stored))
+    assert [(r.seed, r.lr, r.role) for r in new] == [(3, 3e-3, "final"), (4, 3e-3, "final")]  # no sweep rerun
+    assert new[0].extra["lr_grid"] == [1e-3, 3e-3] and new[0].extra["lr_at_edge"]
+    merge_results(path, TINY, new, refs, {"command": "more"}, more_seeds=True)
+    merged = load_results(path)
+    assert merged["size"].seeds == TINY.seeds and [r.seed for r in merged["runs"] if r.role == "final"] == [0, 1, 2, 3, 4]
+    assert merged["provenance"]["added"][0]["cells"] == ["pointer/toy"]
+    with pytest.raises(ValueError, match="must be new seeds"):
+        merge_results(path, TINY, new, refs, {"command": "again"}, more_seeds=True)
+
+
+def test_a_diverging_rate_loses_the_sweep_not_the_batch(monkeypatch):
+    def explodes_fast(method, seed, size, device, lr):
+        if lr > 2e-3:
+            raise FloatingPointError("loss is nan at step 3")
+        return _chance_arm(method, seed, size, device, lr)
+
+    _toy_registry(monkeypatch, explodes_fast)
+    runs = tune_and_run("pointer", "toy", TINY)
+    sweep = [r for r in runs if r.role == "sweep"]
+    assert sweep[1].extra["diverged"] == "loss is nan at step 3" and sweep[1].value == 0.0
+    assert all(r.lr == 1e-3 for r in runs if r.role == "final")  # the rate that diverged is never chosen
+    assert not registry.run_gate(sweep[1], {"one_hop_needed": 0.9})
+
+
+def test_nothing_to_run_is_an_error_not_an_empty_file():
+    from lib.experiments.harness.protocol import run_harness
+
+    with pytest.raises(ValueError, match="nothing to run"):
+        run_harness(TINY, ("pointer_unseen",), ("thoughts",), progress=False)

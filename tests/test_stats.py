@@ -77,9 +77,13 @@ def test_holm():
 
 def test_compare_and_table():
     c = compare([0.5, 0.51, 0.52], [0.9, 0.91, 0.92], True, 0.02)
-    assert c.verdict == "better" and c.difference == pytest.approx(0.4) and c.p_value == pytest.approx(0.05)
+    # two-sided: complete separation of 3 seeds against 3 is 2/20, whichever way it goes
+    assert c.verdict == "better" and c.difference == pytest.approx(0.4) and c.p_value == pytest.approx(0.1)
     worse = compare([0.5, 0.51, 0.52], [0.1, 0.11, 0.12], True, 0.02)
-    assert worse.verdict == "worse" and worse.p_value == pytest.approx(0.05)  # tested in the direction it moved
+    assert worse.verdict == "worse" and worse.p_value == pytest.approx(0.1)
+    assert compare(list(range(5)), [x + 10 for x in range(5)], True, 0.0).p_value == pytest.approx(2 / 252)
+    assert compare(list(range(7)), [x + 10 for x in range(7)], False, 0.0).p_value == pytest.approx(2 / 3432)
+    assert compare([1, 2, 3], [1, 2, 3], True, 0.0).p_value == 1.0  # capped
     table = compare_table({"baseline": [1, 2, 3], "a": [4, 5, 6], "b": [7, 8, 9]}, "baseline", True, 0.0)
-    assert set(table) == {"a", "b"} and table["a"]["p_holm"] == pytest.approx(0.1)
+    assert set(table) == {"a", "b"} and table["a"]["p_holm"] == pytest.approx(0.2)
     assert check_values((1, 2.5)) == [1.0, 2.5] and not math.isnan(check_values([0])[0])

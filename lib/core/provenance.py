@@ -5,6 +5,7 @@ the methods and experiments that call it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -27,9 +28,12 @@ def provenance(command: str, threads: int, jobs: int, wall_seconds: float, devic
     """Where a results file came from: enough to rerun it and to know when it could differ."""
     if not isinstance(command, str) or not command:
         raise ValueError(f"command must be a non-empty str, got {command!r}")
+    diff = _git("diff", "HEAD", "--", "lib")
     return {
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+        # which uncommitted change of lib/ made the file, if any: compare with `git diff HEAD -- lib | sha256sum`
+        "lib_diff_sha256": hashlib.sha256((diff + "\n").encode()).hexdigest() if diff not in ("", "unknown") else None,
         "command": command, "torch": torch.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "device": device, "threads_per_job": threads, "jobs": jobs,
         "cpu_pins": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")},

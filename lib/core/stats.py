@@ -141,7 +141,7 @@ class Comparison:
     method_mean: float
     method_sd: float
     difference: float  # method mean - baseline mean, in the task's own units
-    p_value: float  # one-sided, in the direction the method moved
+    p_value: float  # two-sided: the direction is not chosen after seeing which way the method moved
     verdict: str
     n_baseline: int
     n_method: int
@@ -151,13 +151,16 @@ class Comparison:
 
 
 def compare(baseline: Sequence[float], method: Sequence[float], higher_is_better: bool, min_effect: float) -> Comparison:
-    """Means, spreads, the difference, the rank test in the direction of the difference, and the verdict."""
+    """Means, spreads, the difference, the two-sided rank test, and the verdict.
+
+    Two-sided: testing in whichever direction the means happened to move would double the error
+    rate the p-value claims. Complete separation of 5 seeds against 5 gives 2/252 = 0.008 (so at
+    most 6 such comparisons survive Holm at 0.05); of 7 against 7, 2/3432 = 0.0006."""
     b = check_values(baseline, "baseline", min_len=2)
     m = check_values(method, "method", min_len=2)
     v = verdict(b, m, higher_is_better, min_effect)
     (bm, bs), (mm, ms) = mean_and_spread(b), mean_and_spread(m)
-    better_direction = (mm >= bm) == higher_is_better
-    p = rank_test_p(b, m, higher_is_better if better_direction else not higher_is_better)
+    p = min(1.0, 2.0 * min(rank_test_p(b, m, higher_is_better), rank_test_p(b, m, not higher_is_better)))
     return Comparison(bm, bs, mm, ms, mm - bm, p, v, len(b), len(m))
 
 

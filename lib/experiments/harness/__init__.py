@@ -31,7 +31,11 @@ the control that separates the selection from the loss); ``dense_adaptive`` (poi
 model writes ``<|dense|>`` itself as often as scoring found useful, free generation at test,
 :mod:`lib.methods.dense_emit`); ``dense_thoughts`` (the thoughts recipe with thoughts that carry the
 previous hidden state, :mod:`lib.methods.dense_thoughts`). :data:`METHODS` is the original comparison
-(notebook 08), :data:`ALL_METHODS` adds these. Add them to a results file without rerunning the
+(notebook 08), :data:`ALL_METHODS` adds these and the literature's controls (:data:`CONTROLS`, on
+the unseen tasks only): ``cot`` (the intermediate nodes written out as supervised tokens,
+:mod:`lib.methods.chain_of_thought`), ``token_feedback`` (the dense slots fed the embedding of the
+predicted token instead of the vector, :mod:`lib.methods.token_feedback`), ``mtp`` and
+``teacherless`` (path-star: :mod:`lib.methods.multi_token`). Add them to a results file without rerunning the
 rest with ``--add`` (see :func:`merge_results`).
 
 Budgets and tuning: within a task every method has the same parameter count (exactly, or up to a
@@ -58,7 +62,7 @@ from .pointer import QUESTION_SEEDS as POINTER_SEEDS
 from .pointer import pointer_deeper_config
 from .protocol import harness_jobs, next_rate, run_harness, tune_and_run
 from .registry import (
-    ALL_METHODS, ARMS, METHOD_NAMES, METHODS, NEW_METHODS, REFERENCE_RUNS, RUNNERS, TASK_INFO, TASK_METHODS,
+    ALL_METHODS, ARMS, CONTROLS, METHOD_NAMES, METHODS, NEW_METHODS, REFERENCE_RUNS, RUNNERS, TASK_INFO, TASK_METHODS,
     TASK_REGISTRY, TASKS, Arm, Task, arm_tables, check_run_args, reference_check, run_gate, run_path_star, run_pointer,
     run_text, task_references,
 )

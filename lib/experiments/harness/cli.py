@@ -14,7 +14,7 @@ from lib.core.provenance import provenance
 
 from . import registry
 from .protocol import run_harness
-from .results import load_results_summary, merge_results, write_results
+from .results import check_mergeable, load_results, load_results_summary, merge_results, stored_cells, write_results
 from .spec import FULL, SIZES
 from .summary import format_table, summarize
 
@@ -33,28 +33,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", action="store_true",
                         help="merge the runs into the existing --json file (same size) instead of overwriting it: "
                              "cells run now replace the same cells there, the rest is kept, provenance records the batch")
+    parser.add_argument("--more-seeds", action="store_true",
+                        help="with --add: cells already in the file keep their sweep and chosen rate and run only the "
+                             "reported seeds they lack; cells not in the file are tuned and run in full")
     parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
     args = parser.parse_args(argv)
     if args.add and not args.json:
         parser.error("--add needs --json FILE (the results to merge into)")
     if args.add and not Path(args.json).is_file():
         parser.error(f"--add: {args.json} does not exist")
+    if args.more_seeds and not args.add:
+        parser.error("--more-seeds needs --add (the file whose cells get more seeds)")
     from lib.core.training import make_reproducible, pick_device
 
+    size = FULL if args.full else SIZES[args.size]
+    known = None
+    if args.add:  # refuse an incompatible file before an hour of runs, not after
+        stored = load_results(args.json)
+        try:
+            check_mergeable(stored, size, args.more_seeds)
+        except ValueError as exc:
+            parser.error(f"--add {args.json}: {exc}")
+        if args.more_seeds:
+            known = {k: v for k, v in stored_cells(stored).items() if k[0] in args.tasks}
     threads = 1 if args.jobs > 1 else max(1, min(2, torch.get_num_threads()))
     make_reproducible(seed=0, threads=threads)
     device = pick_device(args.device)
-    size = FULL if args.full else SIZES[args.size]
+    command = "python -m lib.experiments.harness " + " ".join(sys.argv[1:] if argv is None else argv)
+    prov = provenance(command, threads, args.jobs, 0.0, str(device))  # the code as it was when the runs started
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
-                          jobs=args.jobs, references=not args.no_references)
+                          jobs=args.jobs, references=not args.no_references, known=known)
     refs = {t: registry.task_references(t, size) for t in args.tasks}
     splits = {t: registry.TASK_REGISTRY[t].splits(size, size.seeds) for t in args.tasks if registry.TASK_REGISTRY[t].splits}
     if args.json:
-        command = "python -m lib.experiments.harness " + " ".join(sys.argv[1:] if argv is None else argv)
-        prov = provenance(command, threads, args.jobs, time.perf_counter() - start, str(device))
+        prov["wall_seconds"] = round(time.perf_counter() - start, 1)
         if args.add:
-            merge_results(args.json, size, results, refs, prov, splits)
+            merge_results(args.json, size, results, refs, prov, splits, more_seeds=args.more_seeds)
             print(format_table(load_results_summary(args.json)))
             return 0
         write_results(args.json, size, results, refs, prov, splits)

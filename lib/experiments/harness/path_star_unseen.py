@@ -89,6 +89,48 @@ def run_sequence_model(method: str, seed: int, size: Size, device, lr: float) ->
                       time.perf_counter() - start, {}, ood_value=value["test_ood"])
 
 
+def run_parallel_targets(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """The published fixes for forward order, in the GPT the other arms match: ``mtp`` (one head
+    per answer token ahead on a shared trunk; answered by the next-token head, greedily) and
+    ``teacherless`` (every answer token predicted from the prompt and dummy inputs, answered in
+    one pass). Both train on the forward order, as ``baseline``."""
+    from lib.core.model import GPT
+    from lib.core.training import TrainConfig, train
+    from lib.methods.encdec import gpt_matched_params
+    from lib.methods.multi_token import MultiTokenGPT, multi_token_loss, teacherless_answers, teacherless_tokens
+    from lib.tasks.path_star import greedy_answers, path_accuracy
+    from lib.tasks.path_star_splits import path_star_eval_sets, sample_path_star_split
+
+    start = time.perf_counter()
+    task, ids, cfg = unseen_setup()
+    spec = task.spec
+    torch.manual_seed(seed)
+    gpt = GPT(gpt_matched_params(cfg))
+    model = (MultiTokenGPT(gpt, spec.path_len) if method == "mtp" else gpt).to(device)
+    gen = torch.Generator().manual_seed(1000 + seed)
+    dummy = ids["pause"]
+
+    if method == "mtp":
+        loss_fn = lambda m, b: multi_token_loss(m, b.tokens, b.targets)  # noqa: E731
+    else:
+        loss_fn = lambda m, b: m(teacherless_tokens(b.tokens, spec.prompt_len, dummy), return_type="loss",  # noqa: E731
+                                 targets=b.targets)
+    train(model, lambda step: sample_path_star_split(spec, BATCH, gen, "train").to(device),
+          TrainConfig(max_steps=size.path_unseen_steps, lr=lr, warmup_steps=min(20, size.path_unseen_steps), min_lr_ratio=1.0,
+                      weight_decay=0.0, eval_interval=size.path_unseen_steps, progress=False), loss_fn=loss_fn)
+    value = {}
+    for split, b in path_star_eval_sets(task, size.eval_questions, GRAPH_SEED).items():
+        b = b.to(device)
+        if method == "teacherless":
+            predicted = teacherless_answers(model, b.tokens, b.spec.prompt_len, b.spec.path_len, dummy)
+        else:
+            predicted = greedy_answers(model, b, use_kv_cache=False)
+        value[split] = path_accuracy(predicted.to(b.answers.device), b)
+    return CellResult("path_star_unseen", method, seed, float(lr), value["test"], value["val"], model.n_params(), 1.0,
+                      time.perf_counter() - start, {"heads": spec.path_len if method == "mtp" else 1},
+                      ood_value=value["test_ood"])
+
+
 def unseen_references(size: Size) -> dict:
     from lib.tasks.references import path_star_forward_references
 

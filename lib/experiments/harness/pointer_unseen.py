@@ -38,16 +38,18 @@ def _finish(method: str, seed: int, lr: float, model, passes: float, extra: dict
 
 
 @torch.no_grad()
-def _accuracy(model, task, filler: str, n_per_hop: int, device) -> dict[str, dict[int, float]]:
-    """Per split ("val", "test", "test_ood") and hop count: answer accuracy, dense rows unrolled exactly."""
+def _accuracy(model, task, filler: str, n_per_hop: int, device, logits_fn=None) -> dict[str, dict[int, float]]:
+    """Per split ("val", "test", "test_ood") and hop count: answer accuracy, dense rows unrolled
+    exactly (``logits_fn(model, batch)``: how the arm reads a batch, default the plain or dense forward)."""
     from lib.core import checks
     from lib.experiments.pointer_runs import pointer_logits
     from lib.tasks.pointer_splits import pointer_eval_sets
     from lib.tasks.pointer_task import answer_accuracy
 
+    read = logits_fn or pointer_logits
     sets = pointer_eval_sets(task, n_per_hop, QUESTION_SEED, filler)
     with checks.eval_mode(model):
-        return {split: {h: answer_accuracy(pointer_logits(model, b.to(device)), b.to(device)) for h, b in by_hop.items()}
+        return {split: {h: answer_accuracy(read(model, b.to(device)), b.to(device)) for h, b in by_hop.items()}
                 for split, by_hop in sets.items()}
 
 
@@ -93,6 +95,47 @@ def run_filler(method: str, seed: int, size: Size, device, lr: float) -> CellRes
     accuracy = _accuracy(model, task, filler, size.eval_questions, device)
     passes = 1.0 + (depth if filler == "dense" else 0) + (LOOPS - 1 if method == "looped" else 0)
     return _finish(method, seed, lr, model, passes, {}, start, accuracy)
+
+
+def run_written(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """The controls that separate what a dense token feeds back: ``cot`` writes the ``h - 1``
+    intermediate nodes as supervised tokens in the dense slots (teacher-forced, one pass a step;
+    at test it writes them itself, one pass each); ``token_feedback`` feeds each slot the
+    embedding of the token predicted before it instead of the hidden state (straight-through),
+    unrolled exactly as the dense arm. Both cost ``h`` passes for a question of ``h`` hops, as
+    dense tokens do."""
+    from lib.core.model import GPT
+    from lib.core.training import train
+    from lib.methods.chain_of_thought import greedy_chain_logits, written_chain
+    from lib.methods.token_feedback import token_feedback_logits
+    from lib.tasks.pointer_splits import sample_pointer_split
+    from lib.tasks.pointer_task import exact_depth, pointer_model_config
+
+    start = time.perf_counter()
+    task = unseen_task()
+    spec = task.spec
+    torch.manual_seed(seed)
+    model = GPT(pointer_model_config(spec)).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    depth = task.train_hops - 1
+
+    if method == "cot":
+        def loss_fn(m, batch):
+            tokens, targets = written_chain(batch)
+            return m(tokens, return_type="loss", targets=targets)
+
+        read, passes = (lambda m, b: greedy_chain_logits(m, b)), 1.0
+    else:
+        def loss_fn(m, batch):
+            return GPT.loss(token_feedback_logits(m, batch.tokens, spec.dense_id, depth), targets=batch.targets)
+
+        read, passes = (lambda m, b: token_feedback_logits(m, b.tokens, spec.dense_id, exact_depth(b))), 1.0 + depth
+    train(model, lambda step: sample_pointer_split(task, BATCH, gen, "train", "dense").to(device),
+          _train_config(size.pointer_unseen_steps, lr), loss_fn=loss_fn)
+    accuracy = _accuracy(model, task, "dense", size.eval_questions, device, read)
+    extra = {"passes_per_question": {"in_distribution": sum(task.id_hops) / len(task.id_hops),
+                                     "ood": sum(task.ood_hops) / len(task.ood_hops)}}
+    return _finish(method, seed, lr, model, passes, extra, start, accuracy)
 
 
 def run_encdec(method: str, seed: int, size: Size, device, lr: float) -> CellResult:

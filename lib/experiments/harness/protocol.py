@@ -3,6 +3,8 @@ split, then every seed at the chosen rate; the pairs to run, and running them in
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import registry
@@ -16,11 +18,22 @@ def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float
     # CPU that cannot reproduce its last digits (lib.experiments.stored_checks).
     from lib.core.training import trace_losses
 
-    with trace_losses(OPENING_STEPS) as trace, trace_losses(10**9) as curve:
-        result = registry.RUNNERS[task](method, seed, size, device, lr=lr)
+    try:
+        with trace_losses(OPENING_STEPS) as trace, trace_losses(10**9) as curve:
+            result = registry.RUNNERS[task](method, seed, size, device, lr=lr)
+    except FloatingPointError as exc:  # a rate too high for this arm: its worst score, not a lost batch of runs
+        return diverged_run(task, method, seed, lr, str(exc))
     result.extra["opening_losses"] = trace.losses
     result.extra["loss_curve"] = loss_curve(curve.losses)
     return result
+
+
+def diverged_run(task: str, method: str, seed: int, lr: float, why: str) -> CellResult:
+    """The record of a run whose loss stopped being finite: the task's worst score (so a sweep
+    never chooses its rate, and a reported seed fails its gate), ``extra["diverged"]`` saying why."""
+    worst = 0.0 if registry.TASK_INFO[task].higher_is_better else math.inf
+    return CellResult(task, method, seed, float(lr), worst, worst, 0, 0.0, 0.0,
+                      {"diverged": why, "opening_losses": [], "loss_curve": []})
 
 
 def loss_curve(losses: list[float], points: int = CURVE_POINTS) -> list[float]:
@@ -82,11 +95,30 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
     return out
 
 
+def extend_seeds(task: str, method: str, size: Size, device, lr: float, lr_grid: list[float],
+                 have: set[int]) -> list[CellResult]:
+    """The reported seeds of ``size`` a stored cell lacks (``have``), run at the rate its sweep
+    already chose (``lr``, from the rates ``lr_grid``): more seeds for a cell without tuning it
+    again, so the new seeds are exactly what a full run with more seeds would have given them."""
+    out = []
+    for seed in size.seeds:
+        if seed in have:
+            continue
+        r = _traced_run(task, method, seed, size, device, lr)
+        r.role = "final"
+        r.extra["lr_grid"] = sorted(lr_grid)
+        r.extra["lr_at_edge"] = len(lr_grid) > 1 and next_rate(lr_grid, lr) is not None
+        out.append(r)
+    return out
+
+
 def _job(args) -> list[CellResult]:
-    task, method, size, device, threads = args
+    task, method, size, device, threads, known = args
     from lib.core.training import make_reproducible
 
     make_reproducible(seed=0, threads=threads)
+    if known is not None:
+        return extend_seeds(task, method, size, device, *known)
     return tune_and_run(task, method, size, device)
 
 
@@ -115,10 +147,12 @@ def run_harness(
     progress: bool = True,
     references: bool = True,
     jobs: int = 1,
+    known: dict | None = None,
 ) -> list[CellResult]:
     """Every applicable (task, method) pair, tuned and run over ``size.seeds``. ``jobs > 1`` runs
     pairs in that many worker processes of one thread each (each run seeds itself, so the numbers
-    do not depend on the order or the worker)."""
+    do not depend on the order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it
+    has)`` from a stored file: those pairs only run the missing seeds (:func:`extend_seeds`)."""
     from tqdm import tqdm
 
     if not isinstance(size, Size):
@@ -126,15 +160,21 @@ def run_harness(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     pairs = harness_jobs(tuple(tasks), None if methods is None else tuple(methods), references)
+    if not pairs:
+        raise ValueError(f"no method of {methods} applies to the tasks {tuple(tasks)}: nothing to run")
+    known = known or {}
     results: list[CellResult] = []
     if jobs == 1:
         for task, method in tqdm(pairs, desc="harness", disable=not progress):
-            results += tune_and_run(task, method, size, device)
+            if (task, method) in known:
+                results += extend_seeds(task, method, size, device, *known[task, method])
+            else:
+                results += tune_and_run(task, method, size, device)
         return results
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(jobs) as pool:
-        work = [(t, m, size, str(device), 1) for t, m in pairs]
+        work = [(t, m, size, str(device), 1, known.get((t, m))) for t, m in pairs]
         for part in tqdm(pool.imap(_job, work), total=len(work), desc="harness", disable=not progress):
             results += part
     return results

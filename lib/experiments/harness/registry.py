@@ -20,8 +20,9 @@ RunFn = Callable[[str, int, Size, object, float], CellResult]  # (method, seed, 
 @dataclass(frozen=True)
 class Arm:
     """One arm of the comparison: what it is called in sentences, which question it answers
-    (``"comparison"``: notebook 08's table; ``"open question"``: notebook 09's; ``"reference"``: a
-    trained line, not a method), and how it runs on each task it applies to."""
+    (``"comparison"``: notebook 08's table; ``"open question"``: notebook 09's; ``"control"``: a
+    published alternative the course's methods must beat to claim their mechanism, run on the unseen
+    tasks; ``"reference"``: a trained line, not a method), and how it runs on each task it applies to."""
 
     name: str
     label: str
@@ -51,7 +52,8 @@ def _text_check(cells: dict, refs: dict) -> tuple[bool, str]:
 def _pointer_check(cells: dict, refs: dict) -> tuple[bool, str]:
     one_hop = cells["baseline"].get("one_hop")
     ok = one_hop is not None and one_hop >= refs["one_hop_needed"]
-    return ok, f"baseline 1-hop accuracy {one_hop:.3f} (needs >= {refs['one_hop_needed']}; chance {refs['chance']:.3f})"
+    shown = "not measured" if one_hop is None else f"{one_hop:.3f}"
+    return ok, f"baseline 1-hop accuracy {shown} (needs >= {refs['one_hop_needed']}; chance {refs['chance']:.3f})"
 
 
 def _path_star_check(cells: dict, refs: dict) -> tuple[bool, str]:
@@ -116,6 +118,14 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("planning_scored", "the planning loss at scored positions", {"pointer": pointer.run_encdec,
                                                                      "path_star": path_star.run_sequence_model,
                                                                      **_UNSEEN_ENCDEC, **_UNSEEN_SEQUENCE}),
+    Arm("cot", "chain of thought (the intermediate nodes written, supervised)",
+        {"pointer_unseen": pointer_unseen.run_written}, "control"),
+    Arm("token_feedback", "dense slots fed the predicted token, not the vector",
+        {"pointer_unseen": pointer_unseen.run_written}, "control"),
+    Arm("mtp", "multi-token prediction (a head per answer token)", {"path_star_unseen": path_star_unseen.run_parallel_targets},
+        "control"),
+    Arm("teacherless", "teacherless training (answers from dummy inputs)",
+        {"path_star_unseen": path_star_unseen.run_parallel_targets}, "control"),
     Arm("thoughts", "learned thought insertion", {"shakespeare": text.run_thoughts, "pointer": pointer.run_thoughts,
                                                   "path_star": path_star.run_thoughts}),
     *(Arm(name, f"dense tokens at random places, {_SELECTED_LABEL[name]}",
@@ -129,16 +139,18 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
 
 def arm_tables(arms: dict[str, Arm]) -> dict:
     """Every list the harness reads, derived from ``arms`` (in its order): ``METHODS`` (notebook
-    08's comparison), ``NEW_METHODS`` (09's open questions), ``ALL_METHODS``, ``TASK_METHODS``
+    08's comparison), ``NEW_METHODS`` (09's open questions), ``CONTROLS`` (the literature's
+    controls), ``ALL_METHODS``, ``TASK_METHODS``
     (the methods each task runs), ``REFERENCE_RUNS`` and ``METHOD_NAMES``."""
     methods = tuple(a.name for a in arms.values() if a.group == "comparison")
     new = tuple(a.name for a in arms.values() if a.group == "open question")
-    unknown = {a.name: a.group for a in arms.values() if a.group not in ("comparison", "open question", "reference")}
+    controls = tuple(a.name for a in arms.values() if a.group == "control")
+    unknown = {a.name: a.group for a in arms.values() if a.group not in ("comparison", "open question", "control", "reference")}
     if unknown:
-        raise ValueError(f"arm group must be 'comparison', 'open question' or 'reference', got {unknown}")
-    every = methods + new
+        raise ValueError(f"arm group must be 'comparison', 'open question', 'control' or 'reference', got {unknown}")
+    every = methods + new + controls
     return {
-        "METHODS": methods, "NEW_METHODS": new, "ALL_METHODS": every,
+        "METHODS": methods, "NEW_METHODS": new, "CONTROLS": controls, "ALL_METHODS": every,
         "TASK_METHODS": {t: tuple(m for m in every if t in arms[m].runs) for t in TASK_REGISTRY},
         "REFERENCE_RUNS": {t: refs for t in TASK_REGISTRY
                            if (refs := tuple(a.name for a in arms.values() if a.group == "reference" and t in a.runs))},
@@ -151,6 +163,7 @@ TASK_INFO: dict[str, TaskInfo] = {name: t.info for name, t in TASK_REGISTRY.item
 _tables = arm_tables(ARMS)
 METHODS: tuple[str, ...] = _tables["METHODS"]  # notebook 08's table
 NEW_METHODS: tuple[str, ...] = _tables["NEW_METHODS"]  # notebook 09's open questions
+CONTROLS: tuple[str, ...] = _tables["CONTROLS"]  # the literature's controls, on the unseen tasks
 ALL_METHODS: tuple[str, ...] = _tables["ALL_METHODS"]
 TASK_METHODS: dict[str, tuple[str, ...]] = _tables["TASK_METHODS"]
 REFERENCE_RUNS: dict[str, tuple[str, ...]] = _tables["REFERENCE_RUNS"]
@@ -194,6 +207,8 @@ def run_gate(run: CellResult, refs: dict) -> bool:
     """Is this run past its task's line for a trained model (:attr:`Task.run_gate`)?"""
     if run.task not in TASK_REGISTRY:
         raise ValueError(f"unknown task {run.task!r}")
+    if run.extra.get("diverged"):
+        return False  # a run whose loss stopped being finite has learned nothing to judge
     return bool(TASK_REGISTRY[run.task].run_gate(run, refs))
 
 

@@ -4,7 +4,7 @@ written atomically, read back with their types, and merged cell by cell."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .registry import run_gate
@@ -66,22 +66,57 @@ def write_results(path: str | Path, size: Size, results: list[CellResult], refs:
     return path
 
 
+def check_mergeable(data: dict, size: Size, more_seeds: bool = False) -> None:
+    """Raise unless runs at ``size`` may be merged into the loaded results ``data``: the same size,
+    or with ``more_seeds`` the same size but for reported seeds that include the file's."""
+    stored = data["size"]
+    if not more_seeds:
+        if stored != size:
+            raise ValueError(f"the file was written at size {stored.name!r} with other settings; cannot merge {size.name!r} runs")
+        return
+    if replace(stored, seeds=size.seeds) != size or not set(stored.seeds) <= set(size.seeds):
+        raise ValueError(f"more seeds need the file's size with more reported seeds: the file has {stored}, the run {size}")
+
+
+def stored_cells(data: dict) -> dict[tuple[str, str], tuple[float, list[float], set[int]]]:
+    """Per (task, method) of loaded results: the chosen rate, the rates its sweep tried and the
+    reported seeds it has (what :func:`lib.experiments.harness.protocol.extend_seeds` needs)."""
+    out: dict = {}
+    for r in data["runs"]:
+        if r.role != "final":
+            continue
+        lr, grid, seeds = out.get((r.task, r.method), (r.lr, r.extra.get("lr_grid", [r.lr]), set()))
+        out[r.task, r.method] = (lr, grid, seeds | {r.seed})
+    return out
+
+
 def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dict, prov: dict,
-                  splits: dict | None = None) -> Path:
+                  splits: dict | None = None, more_seeds: bool = False) -> Path:
     """Add ``new`` runs to the results file at ``path`` (written at the same ``size``): runs of the
     same (task, method) already there are replaced, every other run is kept as it was; the file's
     provenance stays and gains an entry under ``"added"`` (``prov``: this batch's commit, command,
-    date, wall time); references of tasks the file lacks are added; the summary is recomputed."""
+    date, wall time); references of tasks the file lacks are added; the summary is recomputed.
+    With ``more_seeds`` the new runs are added seeds of stored cells (or new cells): nothing is
+    replaced, and the file's size takes the larger seed list."""
     path = Path(path)
     data = load_results(path)
-    if data["size"] != size:
-        raise ValueError(f"{path} was written at size {data['size'].name!r} with other settings; cannot merge {size.name!r} runs")
+    try:
+        check_mergeable(data, size, more_seeds)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     if not isinstance(new, list) or not all(isinstance(r, CellResult) for r in new):
         raise TypeError("new must be a list of CellResult")
-    replaced = {(r.task, r.method) for r in new}
-    runs = [r for r in data["runs"] if (r.task, r.method) not in replaced] + new
+    touched = {(r.task, r.method) for r in new}
+    if more_seeds:
+        have = {(r.task, r.method, r.seed, r.role) for r in data["runs"]}
+        clash = [(r.task, r.method, r.seed) for r in new if (r.task, r.method, r.seed, r.role) in have]
+        if clash:
+            raise ValueError(f"{path} already has the runs {clash[:3]}: more seeds must be new seeds")
+        runs = data["runs"] + new
+    else:
+        runs = [r for r in data["runs"] if (r.task, r.method) not in touched] + new
     provenance_ = dict(data["provenance"])
-    provenance_["added"] = list(provenance_.get("added", [])) + [{**prov, "cells": sorted(f"{t}/{m}" for t, m in replaced)}]
+    provenance_["added"] = list(provenance_.get("added", [])) + [{**prov, "cells": sorted(f"{t}/{m}" for t, m in touched)}]
     references = {**refs, **data["references"]}
     return write_results(path, size, runs, references, provenance_, {**data["splits"], **(splits or {})})
 

@@ -42,6 +42,8 @@ def summarize(results: list[CellResult], references: dict | None = None) -> dict
         names = [m for m in registry.TASK_METHODS[task] + registry.REFERENCE_RUNS.get(task, ()) if values(results, task, m)]
         if not names:
             continue
+        if references is not None and task not in references:
+            raise ValueError(f"references has no lines for {task!r} (it has {sorted(references)}): pass them, or None for none")
         refs = None if references is None else references[task]
         cells: dict[str, dict] = {}
         for method in names:
