@@ -157,3 +157,32 @@ def test_nothing_to_run_is_an_error_not_an_empty_file():
 
     with pytest.raises(ValueError, match="nothing to run"):
         run_harness(TINY, ("pointer_unseen",), ("thoughts",), progress=False)
+
+
+def test_a_size_and_the_protocol_refuse_what_would_fail_later():
+    from dataclasses import replace
+
+    from lib.experiments.harness.protocol import loss_curve, next_rate
+
+    with pytest.raises(ValueError, match="Size.lrs"):
+        replace(TINY, lrs=())
+    with pytest.raises(ValueError, match="Size.lrs"):
+        replace(TINY, lrs=(1e-3, 1e-3))
+    with pytest.raises(ValueError, match="Size.seeds"):
+        replace(TINY, seeds=(0, 0))
+    with pytest.raises(ValueError, match="never reported"):
+        replace(TINY, sweep_seed=0)
+    with pytest.raises(ValueError, match="not one of the rates tried"):
+        next_rate([1e-3, 3e-3], 2e-3)
+    with pytest.raises(ValueError, match="points"):
+        loss_curve([1.0, 2.0], points=0)
+    with pytest.raises(ValueError, match="does not apply"):
+        tune_and_run("shakespeare", "cot", TINY)
+
+
+def test_the_table_marks_a_rate_still_at_the_grids_edge():
+    runs = [CellResult("pointer", m, s, 3e-3, 0.5, 0.5, 100, 1.0, 0.0,
+                       {"by_hops": {1: 0.95, 2: 0.5, 3: 0.5}, "lr_at_edge": m == "pause"}) for m in ("baseline", "pause")
+            for s in range(3)]
+    table = format_table(summarize(runs, {"pointer": {"chance": 1 / 6, "one_hop_needed": 0.9}}))
+    assert "3e-03*" in table and "still at the edge" in table and table.count("3e-03*") == 1

@@ -69,6 +69,9 @@ def split_codes(rows: Int[Tensor, "batch width"], domain: str) -> Int[Tensor, " 
     return codes
 
 
+MAX_EMPTY_DRAWS = 100_000  # draws after which a split that has yielded nothing is taken to be empty
+
+
 def draw_in_split(
     draw: Callable[[int], Tensor],
     canonical: Callable[[Tensor], Tensor],
@@ -88,13 +91,17 @@ def draw_in_split(
     fraction = SPLIT_FRACTIONS[split]
     index = SPLITS.index(split)
     kept: list[Tensor] = []
-    have = 0
+    have, drawn = 0, 0
     while have < count:
         need = count - have
         candidates = draw(int(need / fraction * 1.1) + 16)
         chosen = candidates[split_codes(canonical(candidates), domain) == index]
         kept.append(chosen)
         have += chosen.shape[0]
+        drawn += candidates.shape[0]
+        if have == 0 and drawn >= MAX_EMPTY_DRAWS:  # a space so small that this split may hold no item at all
+            raise ValueError(f"no item of the {split!r} split among {drawn} draws: the task is too small to split "
+                             "(make it larger)")
     return torch.cat(kept)[:count]
 
 

@@ -63,8 +63,7 @@ from .pointer import pointer_deeper_config
 from .protocol import harness_jobs, next_rate, run_harness, tune_and_run
 from .registry import (
     ALL_METHODS, ARMS, CONTROLS, METHOD_NAMES, METHODS, NEW_METHODS, REFERENCE_RUNS, RUNNERS, TASK_INFO, TASK_METHODS,
-    TASK_REGISTRY, TASKS, Arm, Task, arm_tables, check_run_args, reference_check, run_gate, run_path_star, run_pointer,
-    run_text, task_references,
+    TASK_REGISTRY, TASKS, Arm, Task, arm_tables, check_run_args, reference_check, run_gate, task_references,
 )
 from .results import load_results, load_results_summary, merge_results, write_results
 from .spec import (

@@ -39,6 +39,8 @@ def diverged_run(task: str, method: str, seed: int, lr: float, why: str) -> Cell
 def loss_curve(losses: list[float], points: int = CURVE_POINTS) -> list[float]:
     """The training losses of a run as ``points`` window means (fewer for shorter runs): enough to
     see whether the run had stopped improving when it ended."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be an int >= 1, got {points!r}")
     if not losses:
         return []
     width = max(1, len(losses) // points)
@@ -50,6 +52,8 @@ def next_rate(lrs: list[float], chosen: float) -> float | None:
     (the step is the grid's ratio at that edge), else None: a rate picked at the edge may only be
     the best of the rates tried, not the best rate."""
     grid = sorted(lrs)
+    if chosen not in grid:
+        raise ValueError(f"chosen rate {chosen} is not one of the rates tried {grid}")
     if len(grid) < 2 or grid[0] < chosen < grid[-1]:
         return None
     if chosen == grid[-1]:
@@ -64,6 +68,7 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
     reported seed. Every run comes back, ``role`` saying which is which: ``"sweep"`` (a tuning run)
     or ``"final"`` (a reported seed at the chosen rate); each final run's ``extra["lr_grid"]`` lists
     the rates the sweep tried."""
+    registry.check_run_args(task, method, size.seeds[0], size.lrs[0])
     info = registry.TASK_INFO[task]
     sweeping = len(size.lrs) > 1
     if sweeping and size.sweep_seed in size.seeds:

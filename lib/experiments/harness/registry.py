@@ -193,7 +193,6 @@ def _task_runner(task: str) -> Callable[..., CellResult]:
 
 
 RUNNERS: dict[str, Callable[..., CellResult]] = {t: _task_runner(t) for t in TASKS}
-run_text, run_pointer, run_path_star = RUNNERS["shakespeare"], RUNNERS["pointer"], RUNNERS["path_star"]
 
 
 def task_references(task: str, size: Size) -> dict:

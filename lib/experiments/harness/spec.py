@@ -39,6 +39,16 @@ class Size:
     pointer_unseen_steps: int = 2000
     path_unseen_steps: int = 4000
 
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(
+                isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ValueError(f"Size.seeds must be distinct ints >= 0, at least one, got {self.seeds!r}")
+        if not self.lrs or len(set(self.lrs)) != len(self.lrs) or any(not isinstance(x, (int, float)) or not x > 0 for x in self.lrs):
+            raise ValueError(f"Size.lrs must be distinct rates > 0, at least one, got {self.lrs!r}")
+        if len(self.lrs) > 1 and self.sweep_seed in self.seeds:
+            raise ValueError(f"Size.sweep_seed {self.sweep_seed} is one of the reported seeds {self.seeds}: tune on a seed "
+                             "that is never reported")
+
 
 # The tuning seed (100) is none of the reported seeds: a reported number never comes from the run
 # that chose its learning rate. Seven reported seeds make complete separation worth a two-sided

@@ -52,7 +52,7 @@ def summarize(results: list[CellResult], references: dict | None = None) -> dict
             mean, sd = mean_and_spread(v)
             cells[method] = {"mean": mean, "sd": sd, "n": len(v), "values": v, "lr": runs[0].lr,
                              "n_params": runs[0].n_params, "forward_passes_per_step": runs[0].forward_passes_per_step,
-                             "verdict": "reference"}
+                             "verdict": "reference", "lr_at_edge": bool(runs[0].extra.get("lr_at_edge", False))}
             if all("by_hops" in r.extra for r in runs):  # pointer tasks: the 1-hop line every arm must pass
                 cells[method]["one_hop"] = sum(r.extra["by_hops"][1] for r in runs) / len(runs)
             if refs is not None:
@@ -126,8 +126,11 @@ def format_table(summary: dict[str, dict[str, dict]]) -> str:
             p = f"{c['p_value']:>7.3f}{c['p_holm']:>7.3f}" if "p_value" in c else f"{'':>14}"
             gate = f"{c['gate']['passed']}/{c['gate']['of']}" if "gate" in c else "-"
             ood_col = (f"{c['ood_mean']:>8.3f}" if "ood_mean" in c else f"{'-':>8}") if ood else ""
-            lines.append(f"  {method:<{w}}{c['mean']:>8.3f}{c['sd']:>8.3f}{ood_col}{c['n']:>6}{gate:>6}{c['lr']:>8.0e}"
+            lr = f"{c['lr']:.0e}" + ("*" if c.get("lr_at_edge") else "")
+            lines.append(f"  {method:<{w}}{c['mean']:>8.3f}{c['sd']:>8.3f}{ood_col}{c['n']:>6}{gate:>6}{lr:>8}"
                          f"{c['n_params']:>9,}{c['forward_passes_per_step']:>7.1f}{p}  {c['verdict']}")
+        if any(c.get("lr_at_edge") for c in rows.values()):
+            lines.append("  *: the chosen rate is still at the edge of the extended grid (the best rate tried, maybe not the best rate)")
         if "_reference" in cells:
             lines.append(f"  reference: {cells['_reference']['why']}")
         if "_holm" in cells:
