@@ -380,3 +380,18 @@ def test_old_samplers_match_the_code_before_the_splits(tmp_path):
     star_old = _module_before_splits("lib/tasks/path_star.py", "_path_star_before", tmp_path)
     for case in _old_cases():
         assert _draw(ptr_old, star_old, case) == _draw(pointer_task, path_star, case), case
+
+
+def test_the_shortcut_lines_of_pointer_chasing_are_what_no_chasing_scores():
+    from lib.tasks.pointer_splits import PointerSplitSpec, pointer_eval_sets
+    from lib.tasks.references import pointer_shortcut_lines
+
+    task = PointerSplitSpec()
+    sets = pointer_eval_sets(task, 2000, 7, "none")
+    lines = pointer_shortcut_lines({**sets["test"], **sets["test_ood"]})
+    assert lines[1]["one_lookup"] == 1.0 and abs(lines[1]["start"] - 1 / 8) < 0.03  # a fixed point answers itself
+    for h in (2, 3):  # x lies on a cycle whose length divides h: a fixed point or an h-cycle, 2/n in all
+        assert abs(lines[h]["start"] - 2 / 8) < 0.04, (h, lines[h])
+    assert lines[4]["start"] > lines[3]["start"] + 0.08  # cycles of 1, 2 and 4 divide 4: 3/n
+    with pytest.raises(TypeError, match="batches"):
+        pointer_shortcut_lines({})

@@ -117,4 +117,24 @@ def pointer_chance(n_nodes: int) -> float:
     return 1.0 / n_nodes
 
 
-__all__ = ["ngram_nats_per_token", "path_star_forward_references", "path_star_plateau", "pointer_chance", "text_references"]
+__all__ = ["ngram_nats_per_token", "path_star_forward_references", "path_star_plateau", "pointer_chance", "pointer_shortcut_lines",
+           "text_references"]
+
+
+def pointer_shortcut_lines(batches: dict[int, "PointerBatch"]) -> dict[int, dict[str, float]]:  # noqa: F821
+    """Per hop count, what two answers that do no chasing score on these questions: the start
+    node itself (``"start"``: right whenever ``f^h(x) = x``, e.g. ``x`` on a cycle whose length
+    divides ``h``: 2 / n at 2 and 3 hops of a random table) and one lookup (``"one_lookup"``:
+    ``f(x)``, right at 1 hop and whenever ``f^h(x) = f(x)``). An arm near these lines beyond one
+    hop has learned a shortcut, not the chase; ``1 / n`` (chance) sits below them."""
+    from lib.tasks.pointer_task import PointerBatch
+
+    if not isinstance(batches, dict) or not batches:
+        raise TypeError("batches must map hop counts to PointerBatch")
+    out = {}
+    for h, b in batches.items():
+        checks.check_type(b, f"batches[{h}]", PointerBatch)
+        rows = torch.arange(b.tokens.shape[0], device=b.tokens.device)
+        x = b.tokens[rows, b.start_pos.to(rows.device)]
+        out[h] = {"start": (b.answers == x).float().mean().item(), "one_lookup": (b.answers == b.chain[:, 0]).float().mean().item()}
+    return out
