@@ -171,7 +171,7 @@ def test_a_size_and_the_protocol_refuse_what_would_fail_later():
     with pytest.raises(ValueError, match="Size.seeds"):
         replace(TINY, seeds=(0, 0))
     with pytest.raises(ValueError, match="never reported"):
-        replace(TINY, sweep_seed=0)
+        tune_and_run("pointer", "baseline", replace(TINY, sweep_seed=0))
     with pytest.raises(ValueError, match="not one of the rates tried"):
         next_rate([1e-3, 3e-3], 2e-3)
     with pytest.raises(ValueError, match="points"):

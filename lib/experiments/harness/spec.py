@@ -45,9 +45,8 @@ class Size:
             raise ValueError(f"Size.seeds must be distinct ints >= 0, at least one, got {self.seeds!r}")
         if not self.lrs or len(set(self.lrs)) != len(self.lrs) or any(not isinstance(x, (int, float)) or not x > 0 for x in self.lrs):
             raise ValueError(f"Size.lrs must be distinct rates > 0, at least one, got {self.lrs!r}")
-        if len(self.lrs) > 1 and self.sweep_seed in self.seeds:
-            raise ValueError(f"Size.sweep_seed {self.sweep_seed} is one of the reported seeds {self.seeds}: tune on a seed "
-                             "that is never reported")
+        # (a tuning seed among the reported ones is refused where runs are made, protocol.tune_and_run:
+        # files made under the earlier protocol, which reported it, must still load)
 
 
 # The tuning seed (100) is none of the reported seeds: a reported number never comes from the run
