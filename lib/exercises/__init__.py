@@ -6,10 +6,12 @@ hint (naming the typical mistake when the answer matches one), and then:
 
 - in *strict* mode (``COURSE_STRICT=1``: ``make test``, ``make execute``, the tests) it raises
   :class:`ExerciseFailed`, so a broken solution cannot pass CI;
-- otherwise (a learner in JupyterLab) it prints ``✗ ...`` with the hint and rebinds the learner's
-  function name, in the notebook, to the reference solution, so that Run All reaches the end and the
-  cells below show what they would show with a correct answer. Fix the function and run the cell
-  again: the ``def`` rebinds the name to your version and the check runs on it.
+- otherwise (a learner in JupyterLab) it prints ``✗ ...`` with the hint (a crash with a short
+  traceback pointing at the learner's line), keeps the learner's function as ``<name>_yours`` and
+  rebinds ``<name>``, in the notebook, to the reference solution, so that Run All reaches the end and
+  the cells below show what they would show with a correct answer. Fix the function and run the cell
+  again: the ``def`` rebinds the name to your version and the check runs on it. A check run on a
+  name that holds the reference says so (it never reports the reference's success as yours).
 
 Every checker is wrapped by :func:`checker`, which knows each exercise's reference through
 :mod:`lib.exercises.catalog`.
@@ -17,9 +19,13 @@ Every checker is wrapped by :func:`checker`, which knows each exercise's referen
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import io
+import os
 import sys
+import traceback
 from typing import Any, Callable
 
 import torch
@@ -31,10 +37,42 @@ class ExerciseFailed(AssertionError):
     """Raised by a checker when the learner's function gives a wrong answer (or none)."""
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LIB_DIR = os.path.dirname(_PACKAGE_DIR)
+
+
+def _is_library_frame(filename: str) -> bool:
+    path = os.path.abspath(filename) if not filename.startswith("<") else filename
+    return "site-packages" in path or "dist-packages" in path or path.startswith(_LIB_DIR + os.sep) or path.startswith("<frozen")
+
+
+def short_traceback(exc: BaseException, limit: int = 3) -> str:
+    """The traceback of ``exc`` cut down to the learner's own frames (the last ``limit`` of them),
+    plus the library frame that raised, if the error came from inside a library call: a learner
+    sees their line, not twenty frames of torch."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)]
+    if not frames:
+        return f"{type(exc).__name__}: {exc}"
+    yours = [i for i, f in enumerate(frames) if not _is_library_frame(f.filename)]
+    keep = [frames[i] for i in yours[-limit:]]
+    if not keep or frames[-1] is not keep[-1]:
+        keep.append(frames[-1])
+    lines = ["Traceback (most recent call last; your code only, plus the call that raised):"]
+    for f in keep:
+        mark = "   <- your line" if yours and f is frames[yours[-1]] else ""
+        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}{mark}')
+        if f.line:
+            lines.append(f"    {f.line.strip()}")
+    lines.append(f"{type(exc).__name__}: {exc}")
+    return "\n".join(lines)
+
+
 def call_learner(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call the learner's function, turning an unfinished or crashing exercise into a clear failure.
 
-    ``TypeError`` when ``fn`` is not callable (a misuse of the checker, not a wrong answer).
+    A crash becomes an :class:`ExerciseFailed` whose message holds a short traceback pointing at the
+    learner's line (the full one stays chained). ``TypeError`` when ``fn`` is not callable (a misuse
+    of the checker, not a wrong answer).
     """
     if not callable(fn):
         raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
@@ -46,9 +84,36 @@ def call_learner(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -
         raise
     except Exception as exc:  # the learner's code crashed: say where, keep the traceback chained
         raise ExerciseFailed(
-            f"{name}: your function raised {type(exc).__name__}: {exc}\n"
-            "Hint: run it by hand on a small input (the docstring gives the shapes) and read the traceback."
+            f"{name}: your function raised {type(exc).__name__}: {exc}\n{short_traceback(exc)}\n"
+            "Hint: run it by hand on a small input (the docstring gives the shapes) and read the line marked above."
         ) from exc
+
+
+def expect_unchanged(before: Any, after: Any, name: str, case: str, what: str) -> None:
+    """Fail, naming the mistake, when an input the docstring promises not to modify was changed in place."""
+    if isinstance(before, torch.Tensor):
+        same = isinstance(after, torch.Tensor) and before.shape == after.shape and torch.equal(before, after.detach())
+    else:
+        same = before == after
+    expect(same, name, case,
+           f"it looks like your function changed `{what}` in place: the docstring says the input is not modified. "
+           "Build and return a new object instead of writing into the one you were given")
+
+
+def explain(outputs: list, candidates: dict[str, list], same: Callable[[Any, Any], bool] | None = None,
+            at: int | None = None) -> str | None:
+    """The first typical mistake (description -> its outputs on every case) that reproduces the
+    learner's ``outputs`` on EVERY case; failing that, the only one that reproduces case ``at`` (the
+    failing case). A mistake that merely coincides with another on one case is not named."""
+    same = same or (lambda a, b: _matches(a, b, 1e-5))
+    for description, theirs in candidates.items():
+        if len(theirs) == len(outputs) and all(same(a, b) for a, b in zip(outputs, theirs)):
+            return description
+    if at is not None:
+        hits = [d for d, theirs in candidates.items() if at < len(theirs) and same(outputs[at], theirs[at])]
+        if len(hits) == 1:
+            return hits[0]
+    return None
 
 
 def expect(condition: bool, name: str, case: str, hint: str) -> None:
@@ -131,6 +196,8 @@ def expect_close(
         found = diagnose(actual, mistakes, atol)
         where = describe_mismatch(actual, expected, atol)
         lead = f"it looks like {found}. " if found else ""
+        if lead:
+            hint = hint[:1].upper() + hint[1:]
         raise ExerciseFailed(f"{name}: wrong on {case}: {where}.\nHint: {lead}{hint}")
 
 
@@ -156,10 +223,17 @@ def _notebook_globals() -> dict | None:
     return None if frame is None else frame.f_globals
 
 
+def _reference_of(function: str) -> Callable | None:
+    from lib.exercises.catalog import EXERCISES
+
+    info = EXERCISES.get(function)
+    return None if info is None else resolve_reference(info.reference)
+
+
 def fall_back_to_reference(fn: Any, function: str, failure: ExerciseFailed) -> bool:
-    """Print the failure as a learner sees it and rebind ``function`` to the reference in the
-    caller's namespace (only if that name holds ``fn``: nothing else is ever overwritten).
-    Returns whether the name was rebound."""
+    """Print the failure as a learner sees it; if the caller's name ``function`` holds ``fn``, keep
+    ``fn`` reachable as ``<function>_yours`` and rebind ``function`` to the reference, so the cells
+    below run (nothing but these two names is ever written). Returns whether the name was rebound."""
     from lib.exercises.catalog import EXERCISES
 
     info = EXERCISES.get(function)
@@ -167,18 +241,36 @@ def fall_back_to_reference(fn: Any, function: str, failure: ExerciseFailed) -> b
     if info is None:
         return False
     namespace = _notebook_globals()
-    rebound = False
+    yours = f"{function}_yours"
     if namespace is not None and namespace.get(function) is fn:
+        namespace[yours] = fn
         namespace[function] = resolve_reference(info.reference)
-        rebound = True
-    if rebound:
         print(
-            f"→ `{function}` now refers to the reference solution, so the cells below run as intended. "
-            f"Fix your version and run this cell again to check it (or keep going: `{info.import_line}`)."
+            f"→ `{function}` now refers to the reference solution, so the cells below run as intended.\n"
+            f"→ `{yours}` is YOUR version, kept as you wrote it: call it by hand to see what it does.\n"
+            f"→ To check your code again, fix the function and run this cell again (its `def` binds `{function}` "
+            f"to your code once more). To move on for good: `{info.import_line}`."
         )
+        return True
+    if namespace is not None and namespace.get(yours) is fn:
+        print(f"→ `{yours}` is still your version and `{function}` still the reference solution; fix your code, "
+              f"define `{function}` again and rerun its check.")
     else:
-        print(f"→ to move on with the reference solution: `{info.import_line}`")
-    return rebound
+        print(f"→ nothing was rebound; to move on with the reference solution: `{info.import_line}`")
+    return False
+
+
+def _say_it_is_the_reference(function: str) -> None:
+    namespace = _notebook_globals()
+    yours = f"{function}_yours"
+    kept = namespace is not None and callable(namespace.get(yours))
+    print(
+        f"↺ {function}: this name holds the reference solution, not your code, so this check says nothing about "
+        "your version (no checks were counted). "
+        + (f"Your version is `{yours}`: fix it, run its `def` again (which binds `{function}` to your code) "
+           "and rerun this check." if kept else
+           f"Define `{function}` yourself (run its cell) to check your own code.")
+    )
 
 
 def checker(function: str) -> Callable[[Callable], Callable]:
@@ -186,7 +278,9 @@ def checker(function: str) -> Callable[[Callable], Callable]:
 
     ``function`` is the exercise's name in :data:`lib.exercises.catalog.EXERCISES` (the name the
     notebook defines). Errors the checker itself hits while comparing an unexpected return value
-    (a ``TypeError`` from ``list(None)``...) are reported as a failure of the exercise too.
+    (a ``TypeError`` from ``list(None)``...) are reported as a failure of the exercise too. Called on
+    the reference solution itself (a name the fall-back rebound, or the "move on" import), the
+    checker runs its cases silently and says that the name holds the reference, not "checks passed".
     """
 
     def wrap(check: Callable) -> Callable:
@@ -194,9 +288,14 @@ def checker(function: str) -> Callable[[Callable], Callable]:
         def run(fn: Any, *args: Any, **kwargs: Any) -> None:
             if not callable(fn):
                 raise TypeError(f"{check.__name__}: expected the function to check, got {type(fn).__name__}")
+            is_reference = fn is _reference_of(function)
             try:
                 try:
-                    check(fn, *args, **kwargs)
+                    if is_reference:
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            check(fn, *args, **kwargs)
+                    else:
+                        check(fn, *args, **kwargs)
                 except ExerciseFailed:
                     raise
                 except (TypeError, ValueError, IndexError, RuntimeError, AttributeError, KeyError) as exc:
@@ -209,6 +308,9 @@ def checker(function: str) -> Callable[[Callable], Callable]:
                 if is_strict():
                     raise
                 fall_back_to_reference(fn, function, failure)
+                return
+            if is_reference:
+                _say_it_is_the_reference(function)
 
         run.exercise = function
         return run

@@ -65,235 +65,304 @@ _ALL = [
     _e("get_pair_counts", "01", "easy", 3, 5,
        "Count adjacent pairs.\n\nids: list[int]. Returns {(a, b): count} over every adjacent pair, overlapping "
        "ones included:\n[5, 5, 5] -> {(5, 5): 2}; a list of 0 or 1 ids -> {}.",
-       ("`zip(ids, ids[1:])` walks over the adjacent pairs.",
-        "Every pair counts, even when it overlaps the previous one: do not skip ahead."),
+       ("Picture a window two ids wide sliding over the list one step at a time: each position of the window is "
+        "one pair.",
+        "Every position of the window counts, so pairs may overlap: [5, 5, 5] holds the pair (5, 5) twice. Python"
+        " can pair each id with its right neighbour without any index arithmetic (think of walking two views of "
+        "the list side by side).",
+        "A dict that starts empty and adds 1 for each pair met is all the bookkeeping needed; a list of 0 or 1 "
+        "ids has no window at all."),
        "lib.exercises.tokenization:reference_get_pair_counts"),
     _e("merge_pair", "01", "medium", 3, 10,
        "Replace each occurrence of `pair` by `new_id`, left to right, without overlaps.\n\nids: list[int]; "
        "pair: (a, b); new_id: int. Returns a NEW list (ids is not modified):\n[5, 5, 5], (5, 5), 9 -> [9, 5].",
-       ("Walk with an index `i` in a `while` loop: you need to jump by 2 after a match, by 1 otherwise.",
-        "Check `i + 1 < len(ids)` before reading `ids[i + 1]`, so the last id is handled.",
-        "After a match the two merged ids are used up: `[5, 5, 5]` gives `[9, 5]`, not `[9, 9]`."),
+       ("Build the answer in a new list while you walk over `ids`; `ids` itself must stay as it was.",
+        "At each position, look at the id there and the one after it (if there is one). A match produces ONE new "
+        "id and uses up both ids; anything else is copied as it is.",
+        "Because a match consumes two ids and a copy one, a `for` loop with a fixed step does not fit: an index "
+        "you advance yourself does. Make sure the very last id is copied when it is not part of a match."),
        "lib.exercises.tokenization:reference_merge_pair"),
     _e("apply_merges", "01", "medium", 3, 15,
        "Encode one pre-token by replaying learned merges.\n\nids: list[int] (the bytes); merges: dict "
        "{(a, b): new_id} in the order the merges were learned (rank 0 first). Repeatedly merge the adjacent "
        "pair with the LOWEST rank present, until no adjacent pair is in `merges`. Returns list[int].",
-       ("Build `rank = {pair: r for r, pair in enumerate(merges)}` once.",
-        "Among the pairs present, `min(..., key=lambda p: rank.get(p, float('inf')))` finds the earliest learned; "
-        "if its rank is infinite, stop.",
-        "Merge it everywhere with `merge_pair(ids, pair, merges[pair])`, then look again."),
+       ("Merges are replayed in the order they were LEARNED, not in the order their pairs appear in the text, and"
+        " not by how often they occur.",
+        "Give each pair its rank (its position in `merges`). Among the adjacent pairs present in the current ids,"
+        " the one with the smallest rank goes first; pairs not in `merges` can never be chosen.",
+        "Merge that pair everywhere (your merge_pair does exactly that), then look at the new ids again; stop "
+        "when no adjacent pair has a rank."),
        "lib.exercises.tokenization:reference_apply_merges"),
     # 02 · logits and generation
     _e("softmax", "02", "easy", 3, 5,
        "Probabilities from logits along the last dimension.\n\nlogits: [..., d_vocab] float. Returns the same "
        "shape, each row summing to 1. Must not overflow for logits like 1000, and -inf must give probability 0.",
-       ("exp(x) / sum(exp(x)) is right on paper but exp(1000) overflows.",
-        "Subtract the row maximum first (`logits.max(dim=-1, keepdim=True).values`): the result is unchanged."),
+       ("exp(x) / sum(exp(x)) is right on paper; try it on a logit of 1000 and see what float32 makes of "
+        "exp(1000).",
+        "Shifting every logit of a row by the same constant leaves that row's softmax unchanged. Which constant "
+        "makes every exponent <= 0, so that no exp can overflow?",
+        "Use each ROW's maximum (kept as a column so it broadcasts), not the maximum of the whole tensor: a row "
+        "far below the global maximum would underflow to 0 / 0. A -inf logit then gives exp(-inf) = 0 by itself."),
        "lib.exercises.logits:reference_softmax"),
     _e("apply_temperature", "02", "easy", 2, 5,
        "Scale logits by a temperature.\n\nlogits: [batch, d_vocab]; temperature > 0. Returns logits / temperature "
        "(< 1 sharpens, > 1 flattens).",
-       ("One division.",),
+       ("A temperature below 1 should make the distribution sharper (the logits further apart), above 1 flatter. "
+        "Which single arithmetic operation does that to the logits?",),
        "lib.exercises.logits:reference_apply_temperature"),
     _e("top_k_filter", "02", "medium", 2, 7,
        "Keep the k largest logits per row.\n\nlogits: [batch, d_vocab]; k: int >= 1. Returns the same shape with "
        "every logit below the k-th largest of its row set to -inf (ties at the cut are kept).",
-       ("`logits.topk(k, dim=-1).values[..., -1:]` is the k-th largest of each row, kept as a column.",
-        "`logits.masked_fill(logits < kth, float('-inf'))`."),
+       ("Find, for each row, the value of its k-th largest logit: everything below that value goes.",
+        "torch can give you the k largest values of each row; the smallest of them is the cut. Keep it as a "
+        "column [batch, 1] so that it compares with every entry of its row.",
+        "Compare every logit with its row's cut and fill the ones BELOW it with -inf in a new tensor. Comparing "
+        "with a value (rather than keeping the k positions topk returns) is what keeps ties at the cut."),
        "lib.exercises.logits:reference_top_k_filter"),
     _e("top_p_filter", "02", "medium", 2, 8,
        "Nucleus filtering.\n\nlogits: [batch, d_vocab]; p in (0, 1]. Keep the smallest set of most likely tokens "
        "whose probability reaches p (the token that crosses p is kept; the top token always is); set the others "
        "to -inf. Returns the same shape, in the ORIGINAL token order.",
-       ("Sort each row in descending order and take the softmax of the sorted logits.",
-        "The probability accumulated BEFORE a token is `cumsum - probs`; drop the tokens where it is >= p.",
-        "Send the drop mask back to the original order with `scatter(-1, order, drop_sorted)`."),
+       ("Nucleus filtering reasons about the tokens from the most likely down: sort each row first, remembering "
+        "where each sorted entry came from.",
+        "Turn the sorted logits into probabilities and accumulate them. A token is kept when the probability of "
+        "the tokens ranked ABOVE it is still below p; so the token that crosses p is kept, and the top token "
+        "always is.",
+        "Decide which sorted positions to drop, then send that decision back to the original token order (the "
+        "permutation the sort returned tells you where) before filling the dropped logits with -inf."),
        "lib.exercises.logits:reference_top_p_filter"),
     _e("greedy_generate", "02", "easy", 3, 10,
        "Greedy decoding.\n\nmodel: a GPT (model(tokens) -> logits [batch, pos, d_vocab]); tokens: [batch, pos] "
-       "int64; n_new: int. Returns [batch, pos + n_new]: the prompt followed by the argmax token of each step.",
-       ("Only the LAST position's logits predict the next token: `model(tokens)[:, -1]`.",
-        "Append with `torch.cat([tokens, next_token], dim=1)`, where next_token is `[batch, 1]` "
-        "(`argmax(dim=-1, keepdim=True)`)."),
+       "int64; n_new: int. Returns [batch, pos + n_new]: the prompt followed by the argmax token of each step. "
+       "The model is left in the train/eval mode it came in.",
+       ("The model returns logits for every position; which position's logits predict the token that comes next?",
+        "Each step: pick the most likely next token for every row, append it to the sequence, and feed the LONGER"
+        " sequence to the model at the next step.",
+        "The new token must be [batch, 1] to be appended along the position axis. Leave the model in the "
+        "train/eval mode it came in."),
        "lib.exercises.logits:reference_greedy_generate"),
     # 03 · the transformer from its parts
     _e("layer_norm", "03", "easy", 3, 5,
        "LayerNorm over the last dimension.\n\nx: [batch, pos, d_model]; w, b: [d_model]; eps: float. Returns "
        "(x - mean) / sqrt(var + eps) * w + b, with the BIASED variance (mean of squares) and eps inside the root.",
-       ("Both the mean and the variance are taken over `dim=-1` with `keepdim=True`.",
-        "`x.var()` is unbiased by default (divides by n - 1): compute the mean of squares of the centred x instead."),
+       ("Each vector is normalised on its own: the statistics are taken over the last axis (d_model), kept so "
+        "that they broadcast.",
+        "Centre x, then divide by the square root of (variance + eps): eps inside the root.",
+        "The variance here is the BIASED one, the mean of the squared centred values; torch's var divides by n - "
+        "1 unless told otherwise. Scale by w and shift by b last."),
        "lib.exercises.transformer:reference_layer_norm"),
     _e("attention_scores", "03", "medium", 3, 10,
        "Step 1 of attention: scaled scores.\n\nx: [batch, pos, d_model]; attn: an Attention module with "
        "W_Q, W_K: [head, d_model, d_head] and b_Q, b_K: [head, d_head]. Returns scores "
        "[batch, head, query_pos, key_pos] = q . k / sqrt(d_head), no mask yet.",
-       ("q = x W_Q + b_Q per head: `einsum('batch pos d_model, head d_model d_head -> batch pos head d_head', x, "
-        "attn.W_Q) + attn.b_Q` (fancy_einsum), the same for k.",
-        "Scores contract d_head: 'batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos'.",
-        "Divide by `attn.cfg.d_head ** 0.5`."),
+       ("Each head has its own query and key projections: compute q and k as [batch, pos, head, d_head] (with "
+        "their biases) before combining them.",
+        "A score is the dot product of one query and one key within a head: contract d_head and keep batch, head,"
+        " query position and key position, in that order.",
+        "Scale the scores by 1 / sqrt(d_head) (the head's dimension, not d_model); no mask at this step."),
        "lib.exercises.transformer:reference_attention_scores"),
     _e("apply_causal_mask", "03", "easy", 3, 5,
        "Step 2: hide the future.\n\nscores: [batch, head, query_pos, key_pos] (query_pos == key_pos). Returns a "
        "new tensor with every score whose key comes AFTER its query (key > query) set to -inf; the diagonal stays.",
-       ("`torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)` is True exactly above the diagonal.",
-        "`scores.masked_fill(future, float('-inf'))` returns a new tensor (the input is not changed)."),
+       ("Which entries are 'the future'? Those whose key index is greater than the query index: a strict upper "
+        "triangle.",
+        "torch can build a boolean upper triangle that leaves out the diagonal; fill those places with -inf in a "
+        "NEW tensor (the input must not change), so that the softmax gives them exactly 0."),
        "lib.exercises.transformer:reference_apply_causal_mask"),
     _e("attention_output", "03", "medium", 3, 10,
        "Step 3: from the pattern to the output.\n\npattern: [batch, head, query_pos, key_pos] (softmax over key_pos); "
        "x: [batch, pos, d_model]; attn: W_V [head, d_model, d_head], b_V [head, d_head], W_O [head, d_head, d_model], "
        "b_O [d_model]. Returns [batch, pos, d_model]: the pattern-weighted values of each head, projected by W_O, "
        "SUMMED over heads, plus b_O (once).",
-       ("v is computed like q in step 1, with W_V and b_V.",
-        "z = 'batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head'.",
-        "The head axis disappears in the last einsum: 'batch pos head d_head, head d_head d_model -> batch pos d_model'."),
+       ("Values are computed like the queries of step 1, with W_V and b_V.",
+        "For each head and query, the pattern weights the values over the KEY positions: a weighted sum that "
+        "leaves [batch, query_pos, head, d_head].",
+        "W_O maps each head back to d_model; the heads' contributions are SUMMED (the head axis disappears in "
+        "that contraction), and b_O is added once."),
        "lib.exercises.transformer:reference_attention_output"),
     _e("mlp_forward", "03", "easy", 3, 5,
        "The MLP.\n\nx: [batch, pos, d_model]; mlp: W_in [d_model, d_mlp], b_in [d_mlp], W_out [d_mlp, d_model], "
        "b_out [d_model]. Returns gelu(x W_in + b_in) W_out + b_out, [batch, pos, d_model].",
-       ("`torch.nn.functional.gelu` (imported as F), the exact (erf) GELU.",),
+       ("Two projections with a non-linearity between them: up to d_mlp with W_in and b_in, GELU, down with W_out"
+        " and b_out. The GELU is the exact (erf) one, torch's default.",),
        "lib.exercises.transformer:reference_mlp_forward"),
     _e("transformer_block", "03", "easy", 3, 5,
        "A pre-LayerNorm block.\n\nresid: [batch, pos, d_model]; block: a TransformerBlock whose ln1, attn, ln2, mlp "
        "are callable modules. Returns resid + attn(ln1(resid)), then that + mlp(ln2(that)).",
-       ("Normalise the INPUT of each sub-layer; add its output to the un-normalised stream.",),
+       ("Pre-LayerNorm: each sub-layer reads a NORMALISED copy of the stream (attention with ln1, the MLP with "
+        "ln2) and its output is added to the un-normalised stream. The MLP reads the stream after attention was "
+        "added.",),
        "lib.exercises.transformer:reference_transformer_block"),
     # 04 · training and hooks
     _e("training_step", "04", "medium", 3, 10,
        "One optimizer update.\n\nmodel: a GPT (`model(batch, return_type='loss')` is the mean next-token loss); "
        "optimizer: torch.optim.Optimizer; batch: [batch, pos] int64; grad_clip: float or None. Returns the loss "
        "BEFORE the update as a Python float.",
-       ("The order: loss, zero the gradients, backward, clip (if grad_clip is not None), step.",
-        "Without `optimizer.zero_grad()` gradients pile up from one step to the next.",
-        "`torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)`; return `loss.item()`."),
+       ("One update has five moves: compute the loss, clear old gradients, compute new ones, limit their size "
+        "(only when grad_clip is set), apply the update. Think about which must come before which.",
+        "Gradients ACCUMULATE in PyTorch: if they are not cleared before the new ones are computed, the previous "
+        "step's gradients are added in. Clipping acts on gradients, so it needs them to exist already.",
+        "Clip the global NORM of all the parameters' gradients together (torch.nn.utils has a function for it), "
+        "and return the loss the gradients came from, as a Python number."),
        "lib.exercises.training_hooks:reference_training_step"),
     _e("lr_schedule", "04", "medium", 2, 10,
        "Linear warm-up, then cosine decay.\n\nstep: int >= 0 (0-based); returns a float. Warm-up: for step < "
        "warmup_steps, max_lr * (step + 1) / warmup_steps (so step 0 already gets max_lr / warmup_steps and step "
        "warmup_steps - 1 gets max_lr). Then, with progress = (step - warmup_steps) / (max_steps - warmup_steps) "
        "capped at 1, floor + (max_lr - floor) * 0.5 * (1 + cos(pi * progress)) where floor = max_lr * min_lr_ratio.",
-       ("Mind the (step + 1): the first step must not have a learning rate of 0.",
-        "Cap progress at 1.0 so steps past max_steps stay at the floor.",
-        "With warmup_steps = 0 there is no warm-up: guard the division with `max(1, max_steps - warmup_steps)`."),
+       ("Two regimes: a linear climb during warm-up, then half a cosine wave from max_lr down to the floor.",
+        "Warm-up is 0-based: step 0 must already get max_lr / warmup_steps, and the last warm-up step max_lr. "
+        "After warm-up, progress runs from 0 to 1 over the remaining steps.",
+        "Past max_steps the rate stays at the floor (progress never exceeds 1), and warmup_steps = 0 must not "
+        "divide by zero anywhere."),
        "lib.exercises.training_hooks:reference_lr_schedule"),
     _e("logit_lens_readout", "04", "easy", 3, 5,
        "Decode a residual vector as if it were the last layer's.\n\nmodel: a GPT; resid: [batch, pos, d_model]. "
        "Returns logits [batch, pos, d_vocab].",
-       ("The unembedding was trained on NORMALISED vectors: `model.ln_final` first, then `model.unembed`.",),
+       ("The unembedding was trained on the output of the model's LAST normalisation, not on raw residual "
+        "vectors: decode the residual the way the model decodes its final layer.",),
        "lib.exercises.training_hooks:reference_logit_lens_readout"),
     _e("mean_ablation_hook", "04", "easy", 2, 5,
        "A hook that mean-ablates one head.\n\nz: [batch, pos, head, d_head] (the value of hook_z); hook: the "
        "HookPoint (unused); head: int; mean_z: [head, d_head]. Returns z with z[:, :, head] replaced by "
        "mean_z[head], the other heads untouched.",
-       ("Index the head axis, the THIRD one: `z[:, :, head]`.",),
+       ("z is [batch, pos, head, d_head]: the head is the THIRD axis. Replace that one head, at every batch entry"
+        " and position, by its own mean mean_z[head]; the other heads stay untouched.",),
        "lib.exercises.training_hooks:reference_mean_ablation_hook"),
     # 04b · induction heads
     _e("attention_at_offset", "04b", "easy", 3, 10,
        "How much a head attends `offset` positions back.\n\npattern: [batch, head, query_pos, key_pos] (rows sum "
        "to 1); offset: int >= 0. Returns [head]: the mean, over the batch and over the queries i >= offset, of "
        "pattern[:, :, i, i - offset]. A perfect previous-token head scores 1.0 at offset 1.",
-       ("`q = torch.arange(offset, pos)` lists the queries that have a key `offset` back; `q - offset` lists those keys.",
-        "`pattern[:, :, q, q - offset]` picks one entry per query (shape [batch, head, n_queries]); `.mean(dim=(0, 2))`."),
+       ("For query i, the key `offset` positions back is i - offset; only the queries i >= offset have one.",
+        "Two aligned index vectors (one of queries, one of their keys) pick one pattern entry per query with "
+        "advanced indexing; average those over the batch and the queries, keeping one number per head."),
        "lib.exercises.circuits:reference_attention_at_offset"),
     # 05 · dense tokens
     _e("add_dense_vectors", "05", "easy", 3, 5,
        "Add fed-back vectors at dense positions.\n\ntoken_embeds, vectors: [batch, pos, d_model]; mask: [batch, pos] "
-       "bool. Returns token_embeds + vectors where mask is True, token_embeds elsewhere.",
-       ("`mask[..., None]` broadcasts over d_model; a bool mask needs `.to(vectors.dtype)` to multiply.",),
+       "bool. Returns token_embeds + vectors where mask is True, token_embeds elsewhere, as a NEW tensor (the "
+       "inputs are not modified) through which gradients reach both inputs.",
+       ("Every position keeps its token embedding; the vector is ADDED only where mask is True. A bool mask "
+        "becomes a 0/1 number once converted to the vectors' dtype, and needs a trailing axis to scale a whole "
+        "vector. Return a new tensor, and keep it differentiable (no detach).",),
        "lib.exercises.dense:reference_add_dense_vectors"),
     _e("unrolled_logits", "05", "hard", 3, 20,
        "Unrolled dense-token forward.\n\nmodel: a GPT; tokens: [batch, pos] with dense_id at dense positions; "
        "depth: int >= 0. Pass 0 uses no vectors; each of `depth` passes makes hidden states, shifted one position "
        "right (the vector made at t - 1 enters at t) and added at dense positions in the NEXT pass. Returns the "
-       "logits [batch, pos, d_vocab] of the final pass (depth 0: an ordinary forward).",
-       ("Start from `vectors = torch.zeros_like(model.embed(tokens))`.",
-        "Each pass: `hidden, logits = hidden_and_logits(model, add_dense_vectors(embeds, vectors, mask))`, then "
-        "`vectors = shift_to_next_position(hidden)`.",
-        "Run `depth` such passes, then one more whose logits you return."),
+       "logits [batch, pos, d_vocab] of the final pass (depth 0: an ordinary forward). The gradient must flow "
+       "back through every pass (no detach).",
+       ("Pass 0 is an ordinary forward: the dense positions get only their token embedding (no vector yet).",
+        "Each pass's hidden states become the next pass's vectors: shifted one position right (the vector made at"
+        " t - 1 enters at t; the library has a helper for the shift) and added at the dense positions only. Keep "
+        "the gradient flowing through every pass: no detach.",
+        "`depth` passes make vectors; one more pass, fed the last vectors, gives the logits you return: depth + 1"
+        " passes in all."),
        "lib.exercises.dense:reference_unrolled_logits"),
     _e("continuation_loss", "05", "medium", 2, 10,
        "Mean loss of the tokens after `position`.\n\nlogits: [batch, pos, d_vocab]; tokens: [batch, pos]; position: "
        "int. Returns [batch]: the mean of -log p(tokens[:, i + 1]) over i = position .. pos - 2.",
-       ("Token i + 1 is predicted by the logits at i: use `logits[:, position:-1]` against `tokens[:, position + 1:]`.",
-        "`log_softmax(-1).gather(-1, targets[..., None])`, then `.mean(dim=1)` per row."),
+       ("The logits at position i predict the token at i + 1: the prediction and its target are one step apart.",
+        "The continuation is the tokens AFTER `position`; the first of them is predicted by the logits at "
+        "`position` itself, the last by the logits at the second-to-last position.",
+        "Take log-probabilities (not raw logits), pick each target's entry, and average the negatives per row: "
+        "one value per row."),
        "lib.exercises.dense:reference_continuation_loss"),
     # 06 · thought insertion
     _e("thought_ranks", "06", "easy", 2, 5,
        "Rank of the thought token at every position.\n\nlogits: [batch, pos, d_vocab]; thought_id: int. Returns "
        "[batch, pos] int: how many tokens have a STRICTLY larger logit (0 = the top choice; ties do not count).",
-       ("`logits[..., thought_id:thought_id + 1]` keeps the last axis so it broadcasts.",),
+       ("The rank is the number of OTHER tokens the model prefers: those whose logit is strictly larger than the "
+        "thought's. Keep the thought's logit as [batch, pos, 1] so that it compares with every entry of its row.",),
        "lib.exercises.thoughts:reference_thought_ranks"),
     _e("insert_tokens", "06", "hard", 3, 25,
        "Batched insertion with an index map.\n\ntokens: [batch, pos]; lengths, positions: [batch] (position -1: no "
        "insertion); token_id, pad_id: int. Returns (new_tokens [batch, pos + 1], new_lengths [batch], index_map "
        "[batch, pos]) where row b is tokens[b, :t] + [token_id] + tokens[b, t:length] padded with pad_id, and "
        "index_map[b, j] is the new index of old token j (-1 at padding).",
-       ("Compute the index map first: j before the insertion, j + 1 from it on, -1 where j >= length.",
-        "Scatter the real tokens to their new places with advanced indexing `new[rows[real], index_map[real]]`.",
-        "Write token_id at (b, positions[b]) only for the rows with positions[b] >= 0."),
+       ("Work out where every old token goes before moving anything: before the insertion it stays, from the "
+        "insertion on it moves one place right, and padding goes nowhere (-1).",
+        "With that index map, the real tokens can be written to their new places in one advanced-indexing "
+        "assignment into a tensor pre-filled with pad_id.",
+        "Write token_id at the insertion point only in the rows that have one (position >= 0), and grow only "
+        "those rows' lengths."),
        "lib.exercises.thoughts:reference_insert_tokens"),
     _e("insertion_gain", "06", "medium", 2, 15,
        "How much a thought changed the text's log-likelihood.\n\nlp_without: [batch, pos]; lp_with: [batch, pos + 1] "
        "(per-token log-probabilities); positions, lengths: [batch]. Returns [batch]: sum over old tokens j with "
        "t <= j < length of lp_with[b, j + 1] - lp_without[b, j]; 0 for rows with t = -1.",
-       ("Old token j sits at j + 1 once the thought is in: compare `lp_with[:, 1:]` with `lp_without`.",
-        "Mask with (t >= 0) & (j >= t) & (j < length); the thought's own entry is never a target."),
+       ("Once the thought is in, every old token from the insertion on sits one place later in lp_with: compare "
+        "each old token with itself, not with whatever now occupies its old index.",
+        "Only the text tokens at and after the insertion and before the row's length count; the thought's own "
+        "entry is never a target, and a row with position -1 gains 0."),
        "lib.exercises.thoughts:reference_insertion_gain"),
     # 07 · the planning loss
     _e("cross_attention_mask", "07", "medium", 3, 10,
        "Causal cross-attention mask.\n\nn_query, n_key: int (n_query <= n_key; the queries are the LAST n_query "
        "positions). Returns [n_query, n_key] bool, True where query i may see key j: j <= n_key - n_query + i.",
-       ("`torch.ones(n_query, n_key, dtype=torch.bool).tril(diagonal=offset)` with offset = n_key - n_query.",),
+       ("With a cache the queries are the LAST n_query of n_key positions: query i sits at absolute position "
+        "n_key - n_query + i and may see every key up to and including that position. A lower-triangular mask, "
+        "shifted by that offset, says exactly this.",),
        "lib.exercises.planning:reference_cross_attention_mask"),
     _e("future_aggregate", "07", "easy", 2, 10,
        "The future summary the planning loss predicts.\n\nE: [batch, pos, d]; n: int horizon. Returns "
        "[batch, pos - n, d] whose entry i is E[:, i+1]/1 + E[:, i+2]/2 + ... + E[:, i+n]/n.",
-       ("Keep `pos - n` positions; the z-th term is the slice `E[:, z : z + pos - n] / z`.",),
+       ("Only the first pos - n positions have n embeddings ahead of them. The z-th embedding ahead (z = 1 .. n) "
+        "of every kept position is one slice of E, shifted by z; weight it by 1/z and add the n slices.",),
        "lib.exercises.planning:reference_future_aggregate"),
     _e("cosine_disaffinity", "07", "easy", 2, 5,
        "A loss that is 0 for the same direction, 0.5 orthogonal, 1 opposite.\n\na, b: [..., d]. Returns a 0-d tensor: "
        "the mean over positions of 1 - (cos(a, b) + 1) / 2, the cosine along the last dimension.",
-       ("`F.cosine_similarity(a, b, dim=-1)`.",),
+       ("torch computes the cosine between vectors along a chosen dimension (here the last one); map it from [-1,"
+        " 1] to a loss in [0, 1] that is 0 for the same direction, then average over positions.",),
        "lib.exercises.planning:reference_cosine_disaffinity"),
     # 08 · the comparison
     _e("widest_within", "08", "easy", 2, 5,
        "Match parameters.\n\nbudget: int; n_params_of: width -> int; widths: iterable of int in any order. Returns "
        "the largest width whose parameter count is <= budget.",
-       ("Filter, then `max`; a model exactly at the budget fits.",),
+       ("Keep the widths whose parameter count is at most the budget (a model exactly at the budget fits), then "
+        "take the largest of them: the widths may come in any order.",),
        "lib.exercises.harness:reference_widest_within"),
     _e("verdict", "08", "medium", 3, 10,
        "The course's one rule for a verdict.\n\nbaseline, method: lists of per-seed values; higher_is_better: bool; "
        "min_effect: float >= 0. Returns 'better' if EVERY method seed beats EVERY baseline seed (in the task's "
        "direction) AND the means differ by more than min_effect; 'worse' the same the other way; else "
        "'no measurable effect'.",
-       ("Flip the sign of losses (`sign = 1 if higher_is_better else -1`) and reason about 'higher is better' only.",
-        "Separation: min of the method > max of the baseline; size: mean difference > min_effect."),
+       ("Reduce both directions to one: multiply by -1 when lower is better, then reason about 'higher is better'"
+        " only.",
+        "Two conditions, both strict: every method seed beats every baseline seed (the worst method seed above "
+        "the best baseline seed; a tie does not beat), and the means differ by MORE than min_effect. 'worse' is "
+        "the mirror image."),
        "lib.exercises.harness:reference_verdict_as_written"),
     # 09 · dense tokens the model places, selects and learns to emit
     _e("selection_gain", "09", "medium", 3, 15,
        "How much the candidate vectors of one pass help.\n\nmodel: a GPT; tokens, targets: [batch, pos] (targets "
        "-100 where nothing is scored); dense_id: int. Returns [batch]: the targets' summed log-likelihood with the "
        "vectors fed in minus without them.",
-       ("`hidden, logits = hidden_and_logits(model, model.embed(tokens))` is pass 0: the 'without' logits and the "
+       ("Pass 0 feeds the plain embeddings: its logits are the 'without' score and its hidden states are the "
         "candidate vectors.",
-        "Pass 1 feeds `shift_to_next_position(hidden)` at the dense positions (`add_dense_vectors`); score both "
-        "passes with `target_log_likelihood`."),
+        "Pass 1 feeds those vectors, shifted one position right, at the dense positions only; score both passes "
+        "with the targets' summed log-likelihood (a library helper does it) and return with minus without."),
        "lib.exercises.dense_open:reference_selection_gain"),
     _e("useful_counts", "09", "easy", 3, 5,
        "The dense tokens scoring found useful.\n\nprobs: [batch, budgets] float, the answer's probability with "
        "0, 1, ... dense tokens; threshold: float in (0, 1]. Returns [batch] int: the fewest dense tokens whose "
        "probability is >= threshold, or the largest budget (budgets - 1) when none is.",
-       ("`ok = probs >= threshold`; `ok.float().argmax(dim=1)` is the first True of each row.",
-        "A row with no True must get `probs.shape[1] - 1`: `torch.where(ok.any(dim=1), ...)`."),
+       ("For each row, find the first budget whose probability reaches the threshold (>=: a probability exactly "
+        "at it counts).",
+        "argmax over a boolean row, converted to numbers, finds its first True; but a row with no True needs the "
+        "largest budget instead, so tell those rows apart."),
        "lib.methods.dense_emit:useful_counts"),
     _e("unrolled_from", "09", "medium", 2, 10,
        "An unrolled forward with a warm start.\n\nmodel: a GPT; tokens: [batch, pos]; dense_id: int; depth: int >= "
        "0; init: [batch, pos, d_model], the pre-computed vectors (zero away from dense positions). Returns the "
        "[batch, pos, d_vocab] logits of depth + 1 passes: pass 0 feeds init, each later pass the shifted hidden "
        "states of the pass before.",
-       ("`embeds = model.embed(tokens)`; `mask = tokens == dense_id`; start with `vectors = init.detach()`.",
-        "Loop depth times: `hidden, _ = hidden_and_logits(model, add_dense_vectors(embeds, vectors, mask))`, "
-        "`vectors = shift_to_next_position(hidden)`; then one last pass for the logits."),
+       ("Like unrolled_logits, but pass 0 already feeds `init` at the dense positions (with no gradient through "
+        "it).",
+        "Each of the `depth` further passes feeds the hidden states of the pass before, shifted one position "
+        "right; the logits of the last of the depth + 1 passes are the answer."),
        "lib.exercises.dense_open:reference_unrolled_from"),
 ]
 

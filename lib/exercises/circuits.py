@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from lib.exercises import call_learner, checker, expect_close, report
+from lib.exercises import call_learner, checker, expect, expect_close, report
 
 
 def reference_attention_at_offset(pattern: torch.Tensor, offset: int) -> torch.Tensor:
@@ -33,15 +33,31 @@ def check_attention_at_offset(fn: Callable) -> None:
              ("offset 0 (the diagonal)", pattern, 0)]
     for case, p, offset in cases:
         got = call_learner(name, fn, p.clone(), offset)
+        n_heads = p.shape[1]
+        if isinstance(got, torch.Tensor) and tuple(got.shape) != (n_heads,):
+            shapes = {
+                (): "you averaged over the heads too: return one score PER HEAD, shape [head]",
+                (1,): "you averaged over the heads too: return one score PER HEAD, shape [head]",
+                (p.shape[0], n_heads): "you kept the batch axis: average over the batch too, shape [head]",
+                (n_heads, p.shape[-1] - offset): "you kept the query axis: average over the queries too, shape [head]",
+                (p.shape[0], n_heads, p.shape[-1] - offset): "you averaged nothing: the mean runs over the batch and "
+                                                              "the queries, leaving shape [head]",
+            }
+            if tuple(got.shape) in shapes and tuple(got.shape) != (n_heads,):
+                expect(False, name, case, f"it looks like {shapes[tuple(got.shape)]} (yours is {tuple(got.shape)})")
         q_all = torch.arange(offset, p.shape[-1])
         over_all_queries = p[:, :, q_all, q_all - offset].sum(dim=2).mean(0) / p.shape[-1]
         expect_close(
             got, reference_attention_at_offset(p, offset), name, case,
-            "take pattern[:, :, i, i - offset] for every query i >= offset (advanced indexing with two aranges), "
-            "then average over the batch and those queries: one number per head",
+            "for every query i that has a key `offset` positions back, read the attention from i to that key; "
+            "average those entries over the batch and over those queries: one number per head",
             mistakes={"you averaged over ALL queries, counting the first `offset` ones (which have no such key) as 0":
                       over_all_queries,
                       "you used key i + offset (the future): the key is i - offset":
-                      p.transpose(-1, -2)[:, :, q_all, q_all - offset].mean(dim=(0, 2))},
+                      p.transpose(-1, -2)[:, :, q_all, q_all - offset].mean(dim=(0, 2)),
+                      "you summed over the queries (and the batch): take the MEAN, so a perfect head scores 1.0":
+                      p[:, :, q_all, q_all - offset].sum(dim=(0, 2)),
+                      "you averaged the whole row of each query (every key), not the one entry `offset` back":
+                      p[:, :, q_all].mean(dim=(0, 2, 3))},
         )
     report(name, len(cases))

@@ -30,7 +30,7 @@ def _x(seed: int, shape=(2, 6, 16), scale: float = 3.0) -> torch.Tensor:
 
 def _compare(
     name: str, fn: Callable, reference: Callable, inputs: list[torch.Tensor], extra_args: tuple, hint: str,
-    mistakes: Callable | None = None,
+    mistakes: Callable | None = None, label: str | None = None,
 ) -> None:
     """Run the learner's ``fn(x, *extra_args)`` and our ``reference(x)`` on each input; compare.
     ``mistakes(x)`` gives {description: output of that typical mistake} for the diagnosis."""
@@ -40,7 +40,7 @@ def _compare(
             expected = reference(x)
             wrong = mistakes(x) if mistakes is not None else None
         expect_close(got, expected, name, f"input {i + 1} of shape {tuple(x.shape)}", hint, atol=1e-4, mistakes=wrong)
-    report(name, len(inputs))
+    report(label or name, len(inputs))  # label: the success line the notebooks' outputs show
 
 
 # ------------------------------------------------------------------------------ reference solutions
@@ -108,6 +108,11 @@ def check_layer_norm(fn: Callable) -> None:
                 centred / (x.var(-1, keepdim=True) + eps).sqrt() * w + b,
             "you forgot to scale by w and shift by b": centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt(),
             "eps is outside the square root": centred / (centred.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w + b,
+            "you did not subtract the mean (that is RMSNorm): centre x first":
+                x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt() * w + b,
+            "you normalised over the position axis: LayerNorm normalises each vector over d_model (the last axis)":
+                (x - x.mean(1, keepdim=True)) / ((x - x.mean(1, keepdim=True)).pow(2).mean(1, keepdim=True) + eps).sqrt()
+                * w + b,
         }
 
     _compare("layer_norm", fn, ln, [_x(1), _x(2, scale=100.0), _x(10, shape=(2, 6, 16), scale=1e-3)], (w, b, eps),
@@ -131,6 +136,11 @@ def check_attention_scores(fn: Callable) -> None:
                 reference_apply_causal_mask(s / attn.cfg.d_head**0.5),
             "your scores are [batch, head, key, query]: transpose (the query index comes first)":
                 (s / attn.cfg.d_head**0.5).transpose(-1, -2),
+            "you forgot the biases b_Q and b_K": einsum(
+                "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos",
+                einsum("batch pos d_model, head d_model d_head -> batch pos head d_head", x, attn.W_Q),
+                einsum("batch pos d_model, head d_model d_head -> batch pos head d_head", x, attn.W_K),
+            ) / attn.cfg.d_head**0.5,
         }
 
     _compare("attention_scores", fn, ref, [_x(4, scale=1.0), _x(5, shape=(1, 9, 16), scale=1.0)], (attn,),
@@ -150,7 +160,8 @@ def check_apply_causal_mask(fn: Callable) -> None:
         got = call_learner(name, fn, scores)
         case = f"scores of shape {tuple(scores.shape)}"
         expect(torch.equal(scores, original), name, case,
-               "do not change the input in place: masked_fill (without the underscore) returns a new tensor")
+               "it looks like you changed the input scores in place: the docstring asks for a NEW tensor (an in-place "
+               "operation, the ones ending in an underscore, writes into the caller's tensor)")
         upper = torch.ones(n, n, dtype=torch.bool)
         mistakes = {
             "you masked the diagonal too: a position may attend to itself (triu(diagonal=1))":
@@ -200,8 +211,8 @@ def check_attention_output(fn: Callable) -> None:
         got = call_learner(name, fn, pattern.clone(), x.clone(), attn)
         if isinstance(got, torch.Tensor) and got.ndim == 4:
             expect(False, name, f"input of shape {shape}",
-                   f"your output has 4 dimensions {tuple(got.shape)}: sum over the head axis (W_O maps each head "
-                   "to d_model; the heads' contributions add up)")
+                   f"it looks like you did not sum over the head axis: your output has 4 dimensions {tuple(got.shape)} "
+                   "(W_O maps each head to d_model; the heads' contributions add up)")
         expect_close(got, expected, name, f"input of shape {shape}",
                      "v = x W_V + b_V per head; z = pattern-weighted sum of v over keys; out = sum over heads of "
                      "z W_O, plus b_O", atol=1e-4, mistakes=mistakes)
@@ -225,19 +236,26 @@ def check_causal_attention(fn: Callable) -> None:
         }
 
     _compare("causal_attention", fn, attn, [_x(4, scale=1.0), _x(5, shape=(1, 9, 16), scale=1.0)], (attn,),
-             "q, k, v = x @ W + b per head; scores = q k^T / sqrt(d_head); set scores above the diagonal to "
-             "-inf BEFORE the softmax; z = pattern @ v; out = sum over heads of z @ W_O, plus b_O", mistakes)
+             "the three steps in a row: scaled scores per head, future keys hidden (-inf) BEFORE the softmax over the "
+             "keys, then the pattern-weighted values projected back and summed over heads", mistakes)
 
 
 @checker("mlp_forward")
 def check_mlp(fn: Callable) -> None:
     """``fn(x, mlp) -> out``: ``W_out(gelu(x W_in + b_in)) + b_out``."""
     mlp = _randomised(MLP(CFG), 6)
-    _compare("mlp", fn, mlp, [_x(7, scale=1.0)], (mlp,),
-             "x @ W_in + b_in, then GELU (torch.nn.functional.gelu), then @ W_out + b_out",
+    _compare("mlp_forward", fn, mlp, [_x(7, scale=1.0)], (mlp,),
+             "project up with W_in and b_in, apply the exact GELU, project down with W_out and b_out",
              lambda x: {"you used ReLU instead of GELU": F.relu(x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out,
                         "you used the tanh approximation of GELU (this model uses the exact one)":
-                            F.gelu(x @ mlp.W_in + mlp.b_in, approximate="tanh") @ mlp.W_out + mlp.b_out})
+                            F.gelu(x @ mlp.W_in + mlp.b_in, approximate="tanh") @ mlp.W_out + mlp.b_out,
+                        "you forgot b_in": F.gelu(x @ mlp.W_in) @ mlp.W_out + mlp.b_out,
+                        "you forgot b_out": F.gelu(x @ mlp.W_in + mlp.b_in) @ mlp.W_out,
+                        "you applied the GELU after the second projection: the non-linearity sits between the two":
+                            F.gelu((x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out),
+                        "you left out the GELU: without a non-linearity the MLP is one linear map":
+                            (x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out},
+             label="mlp")
 
 
 @checker("transformer_block")
@@ -255,8 +273,10 @@ def check_block(fn: Callable) -> None:
             "the MLP reads ln2 of the block's INPUT: it must read resid_mid, after the attention was added":
                 x + block.attn(block.ln1(x)) + block.mlp(block.ln2(x)),
             "a residual connection is missing": block.mlp(block.ln2(x + block.attn(block.ln1(x)))),
+            "you normalised both sub-layers' inputs with ln1: the MLP has its own LayerNorm, ln2":
+                (x + block.attn(block.ln1(x))) + block.mlp(block.ln1(x + block.attn(block.ln1(x)))),
         }
 
     _compare("transformer_block", fn, block, [_x(9, scale=1.0)], (block,),
-             "resid_mid = resid + attn(ln1(resid)); resid_post = resid_mid + mlp(ln2(resid_mid)): "
-             "normalise the INPUT of each sub-layer, add its output back to the un-normalised stream", mistakes)
+             "each sub-layer should normalise the INPUT it reads (each with its own LayerNorm) and add its output to the "
+             "un-normalised stream, attention first, then the MLP reading the stream after attention", mistakes)
