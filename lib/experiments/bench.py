@@ -19,6 +19,12 @@ Figures:
 - ``bpe_train_seconds``: training the course tokenizer (2048 tokens) on Tiny Shakespeare.
 - ``insertion_round_vs_forward``: one thought-insertion round relative to one plain forward
   (when ``lib.experiments.thoughts_bench`` is present).
+- ``ensemble_*``: K = 5 seeds of a pointer-task-sized GPT (d_model 64, 2 layers, batch 64, 100 steps)
+  trained one after another (``lib.core.ensemble.train_sequential``, i.e. ``train``) and as one vmapped
+  ensemble (``train_ensemble``), on the same pre-drawn batches, at 1 thread and at the bench's thread
+  count: ``ensemble_seq_seconds_*``, ``ensemble_seconds_*`` and ``ensemble_speedup_*`` (sequential /
+  ensemble) for ``1_thread`` and ``default_threads`` (``ensemble_default_threads`` of them);
+  ``ensemble_max_loss_rel_diff`` checks the two trained the same models (float rounding apart).
 
 ``--course`` instead runs every solved notebook (``notebooks/[0-9]*.ipynb``) under nbval with the
 flags of ``make test-notebooks``, one pytest process per notebook so each is timed on its own
@@ -118,6 +124,59 @@ def bpe_training_seconds(vocab_size: int = 2048) -> float:
     return time.perf_counter() - start
 
 
+def ensemble_speedup(k: int = 5, d_model: int = 64, n_layers: int = 2, batch_size: int = 64, steps: int = 100) -> dict[str, float]:
+    """Seconds to train ``k`` seeds of a pointer-task-sized GPT sequentially and as one ensemble, at
+    1 thread and at the current thread count (restored afterwards), and the speed-ups."""
+    from lib.core.ensemble import train_ensemble, train_sequential
+    from lib.core.training import TrainConfig
+    from lib.tasks.pointer_splits import PointerSplitSpec
+    from lib.tasks.pointer_task import pointer_model_config
+
+    for name, value in (("k", k), ("batch_size", batch_size), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    cfg = pointer_model_config(PointerSplitSpec().spec, d_model=d_model, n_layers=n_layers)
+    seeds = list(range(k))
+    # Every batch drawn before the clocks start, the same for both ways: only training is timed.
+    # Random rows with the pointer task's vocabulary and length; the cost of a step does not depend on the ids.
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, cfg.d_vocab, (k, steps, batch_size, cfg.n_ctx), generator=gen)
+    targets = tokens.roll(-1, dims=-1)
+    targets[..., -1] = -100
+
+    def batch_fn(seed: int, step: int):
+        return tokens[seed, step], targets[seed, step]
+
+    def build() -> GPT:
+        return GPT(cfg)
+
+    train_cfg = TrainConfig(max_steps=steps, lr=3e-3, warmup_steps=min(20, steps // 10), progress=False)
+    warm_cfg = TrainConfig(max_steps=min(2, steps), lr=3e-3, warmup_steps=0, progress=False)
+    default_threads = torch.get_num_threads()
+    out: dict[str, float] = {"ensemble_k": k, "ensemble_steps": steps, "ensemble_default_threads": default_threads}
+    worst = 0.0
+    try:
+        for label, threads in (("1_thread", 1), ("default_threads", default_threads)):
+            torch.set_num_threads(threads)
+            seconds = {}
+            for way, fn in (("seq", train_sequential), ("ens", train_ensemble)):
+                fn(build, seeds, batch_fn, warm_cfg)  # warm-up: first calls allocate and pick kernels
+                start = time.perf_counter()
+                _, losses = fn(build, seeds, batch_fn, train_cfg)
+                seconds[way] = time.perf_counter() - start
+                if way == "seq":
+                    seq_losses = losses
+                else:
+                    worst = max(worst, float(((losses - seq_losses).abs() / seq_losses.abs()).max()))
+            out[f"ensemble_seq_seconds_{label}"] = seconds["seq"]
+            out[f"ensemble_seconds_{label}"] = seconds["ens"]
+            out[f"ensemble_speedup_{label}"] = seconds["seq"] / seconds["ens"]
+    finally:
+        torch.set_num_threads(default_threads)
+    out["ensemble_max_loss_rel_diff"] = worst
+    return out
+
+
 # --smoke: every figure, measured on models and inputs so small that the run takes seconds. The
 # numbers mean nothing; the test suite runs this to check the benchmark works, on a loaded machine too.
 SMOKE_CFG = GPTConfig(d_vocab=64, n_ctx=16, d_model=32, n_layers=1, n_heads=2, d_head=16, d_mlp=64)
@@ -129,9 +188,11 @@ def run_all(smoke: bool = False) -> dict[str, float]:
     if smoke:
         results.update(training_throughput(SMOKE_CFG, batch_size=2, steps=1, rounds=1))
         results["bpe_train_seconds"] = bpe_training_seconds(vocab_size=300)
+        results.update(ensemble_speedup(batch_size=8, steps=3))
     else:
         results.update(training_throughput())
         results["bpe_train_seconds"] = bpe_training_seconds()
+        results.update(ensemble_speedup())
     try:
         from lib.experiments.thoughts_bench import insertion_round_benchmark
     except ImportError:
