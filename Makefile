@@ -111,6 +111,11 @@ lock:
 	$(UV) pip compile pyproject.toml --extra test --extra lab --universal --python-version 3.11 -o $(LOCK) $(LOCK_ARGS)
 
 
+# JupyterLab opens without asking "get notified about official Jupyter news?" and without checking
+# for updates (both would reach the internet): the course's defaults for those two settings are in
+# docs/jupyter/labconfig/default_setting_overrides.json, read through JUPYTER_CONFIG_PATH (a learner can
+# still turn either on under Settings; a JUPYTER_CONFIG_PATH the shell sets is kept, after ours).
+lab: export JUPYTER_CONFIG_PATH := $(CURDIR)/docs/jupyter$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/START_HERE.ipynb --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 

@@ -141,6 +141,9 @@ LEARNER_NOTE = (
 )
 
 
+UP_ONE_LINK = re.compile(r"\]\(\.\./")  # a Markdown link to the folder above the notebooks
+
+
 def make_learner_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` for learners: solutions stripped, exercises introduced (header, hints,
     docstring, reference import), exercise outputs cleared, every other output kept."""
@@ -150,6 +153,8 @@ def make_learner_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells = []
     for index, cell in enumerate(copy.cells):
         if cell.cell_type != "code":
+            if cell.cell_type == "markdown":  # the copy sits one folder deeper: keep its relative links working
+                cell.source = UP_ONE_LINK.sub(r"](../../", cell.source)
             cells.append(cell)
             continue
         names = exercise_names(cell.source)
