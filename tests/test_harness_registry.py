@@ -186,3 +186,28 @@ def test_the_table_marks_a_rate_still_at_the_grids_edge():
             for s in range(3)]
     table = format_table(summarize(runs, {"pointer": {"chance": 1 / 6, "one_hop_needed": 0.9}}))
     assert "3e-03*" in table and "still at the edge" in table and table.count("3e-03*") == 1
+
+
+def test_a_batch_keeps_each_finished_pair_and_a_resumed_batch_skips_it(monkeypatch, tmp_path):
+    from lib.experiments.harness.protocol import run_harness
+    from lib.experiments.harness.results import append_partial, partial_path, read_partial
+
+    _toy_registry(monkeypatch, _chance_arm)
+    target = tmp_path / "r.json"
+    kept = []
+    runs = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False,
+                       on_pair_done=lambda part: (kept.append(part), append_partial(target, part)))
+    assert len(kept) == 1 and kept[0] == runs and partial_path(target).name == "r.json.partial.jsonl"
+    with open(partial_path(target), "a") as f:
+        f.write('[{"task": "pointer", "meth')  # a line cut short by a crash
+    back = read_partial(target)
+    assert [(r.seed, r.lr, r.role) for r in back] == [(r.seed, r.lr, r.role) for r in runs]
+    assert back[0].extra["by_hops"] == {1: 0.95, 2: runs[0].value, 3: runs[0].value}  # hop counts are ints again
+
+    def must_not_run(*args):
+        raise AssertionError("a finished pair ran again")
+
+    _toy_registry(monkeypatch, must_not_run)
+    again = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, done=back)
+    assert again == back
+    assert read_partial(tmp_path / "none.json") == []

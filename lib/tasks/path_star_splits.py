@@ -11,7 +11,8 @@ The default size (:class:`PathStarSplitSpec`): degree 2, paths of 4 nodes (3 edg
 labels: 10!/3!/2 = 302,400 graphs (242,020 train, 30,155 val, 30,225 test), each with 6! edge
 orders and 2 queries, so 435 million prompts. It is the size at which a small GPT (2 layers,
 d_model 64, 4 heads) was seen to learn the reversed order on a CPU: 100% on val and test graphs
-after 4000 steps of 64 at lr 3e-3, for 2 of 3 seeds (the third stayed near 7%). At degree 3 with 14
+after 4000 steps of 64 at lr 3e-3, for 2 of 3 seeds (the third stayed near 7%; these runs were
+made while choosing the size and are not stored). At degree 3 with 14
 or 20 labels, or degree 2 with 12 or 20, no run learned it within 2000-6000 steps, so a bigger size
 would leave the reversed reference unreached and the forward arms unreadable.
 

@@ -14,7 +14,10 @@ from lib.core.provenance import provenance
 
 from . import registry
 from .protocol import run_harness
-from .results import check_mergeable, load_results, load_results_summary, merge_results, stored_cells, write_results
+from .results import (
+    append_partial, check_mergeable, load_results, load_results_summary, merge_results, partial_path, read_partial,
+    stored_cells, write_results,
+)
 from .spec import FULL, SIZES
 from .summary import format_table, summarize
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--more-seeds", action="store_true",
                         help="with --add: cells already in the file keep their sweep and chosen rate and run only the "
                              "reported seeds they lack; cells not in the file are tuned and run in full")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --json: skip the pairs whose runs the interrupted batch kept in FILE.partial.jsonl")
     parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
     args = parser.parse_args(argv)
     if args.add and not args.json:
@@ -61,17 +66,27 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     command = "python -m lib.experiments.harness " + " ".join(sys.argv[1:] if argv is None else argv)
     prov = provenance(command, threads, args.jobs, 0.0, str(device))  # the code as it was when the runs started
+    if args.resume and not args.json:
+        parser.error("--resume needs --json FILE (whose partial runs to pick up)")
+    done = read_partial(args.json) if args.resume else []
+    if args.json and not args.resume:
+        partial_path(args.json).unlink(missing_ok=True)  # a new batch: nothing of an older one is picked up
+    keep = (lambda runs: append_partial(args.json, runs)) if args.json else None
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
-                          jobs=args.jobs, references=not args.no_references, known=known)
+                          jobs=args.jobs, references=not args.no_references, known=known, done=done, on_pair_done=keep)
     refs = {t: registry.task_references(t, size) for t in args.tasks}
     splits = {t: registry.TASK_REGISTRY[t].splits(size, size.seeds) for t in args.tasks if registry.TASK_REGISTRY[t].splits}
     if args.json:
         prov["wall_seconds"] = round(time.perf_counter() - start, 1)
+        if done:
+            prov["resumed_pairs"] = sorted({f"{r.task}/{r.method}" for r in done})  # their wall time is not in this batch's
         if args.add:
             merge_results(args.json, size, results, refs, prov, splits, more_seeds=args.more_seeds)
+            partial_path(args.json).unlink(missing_ok=True)
             print(format_table(load_results_summary(args.json)))
             return 0
         write_results(args.json, size, results, refs, prov, splits)
+        partial_path(args.json).unlink(missing_ok=True)
     print(format_table(summarize(results, refs)))
     return 0

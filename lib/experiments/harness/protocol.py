@@ -153,11 +153,16 @@ def run_harness(
     references: bool = True,
     jobs: int = 1,
     known: dict | None = None,
+    done: list[CellResult] | None = None,
+    on_pair_done=None,
 ) -> list[CellResult]:
     """Every applicable (task, method) pair, tuned and run over ``size.seeds``. ``jobs > 1`` runs
     pairs in that many worker processes of one thread each (each run seeds itself, so the numbers
     do not depend on the order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it
-    has)`` from a stored file: those pairs only run the missing seeds (:func:`extend_seeds`)."""
+    has)`` from a stored file: those pairs only run the missing seeds (:func:`extend_seeds`).
+    ``done``: runs of pairs finished earlier (a resumed batch): those pairs are not run again and
+    their runs come back with the rest. ``on_pair_done(runs)`` is called as each pair finishes, so
+    a caller can keep them on disk before the whole batch is over."""
     from tqdm import tqdm
 
     if not isinstance(size, Size):
@@ -167,19 +172,29 @@ def run_harness(
     pairs = harness_jobs(tuple(tasks), None if methods is None else tuple(methods), references)
     if not pairs:
         raise ValueError(f"no method of {methods} applies to the tasks {tuple(tasks)}: nothing to run")
+    if on_pair_done is not None and not callable(on_pair_done):
+        raise TypeError(f"on_pair_done must be callable or None, got {type(on_pair_done).__name__}")
     known = known or {}
-    results: list[CellResult] = []
+    results: list[CellResult] = list(done or [])
+    finished = {(r.task, r.method) for r in results}
+    pairs = [p for p in pairs if p not in finished]
+
+    def keep(part: list[CellResult]) -> None:
+        results.extend(part)
+        if on_pair_done is not None and part:
+            on_pair_done(part)
+
     if jobs == 1:
         for task, method in tqdm(pairs, desc="harness", disable=not progress):
             if (task, method) in known:
-                results += extend_seeds(task, method, size, device, *known[task, method])
+                keep(extend_seeds(task, method, size, device, *known[task, method]))
             else:
-                results += tune_and_run(task, method, size, device)
+                keep(tune_and_run(task, method, size, device))
         return results
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(jobs) as pool:
         work = [(t, m, size, str(device), 1, known.get((t, m))) for t, m in pairs]
-        for part in tqdm(pool.imap(_job, work), total=len(work), desc="harness", disable=not progress):
-            results += part
+        for part in tqdm(pool.imap_unordered(_job, work), total=len(work), desc="harness", disable=not progress):
+            keep(part)
     return results

@@ -121,6 +121,40 @@ def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dic
     return write_results(path, size, runs, references, provenance_, {**data["splits"], **(splits or {})})
 
 
+def partial_path(path: str | Path) -> Path:
+    """Where a batch writing ``path`` keeps the runs of each pair as it finishes (JSON lines)."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial.jsonl")
+
+
+def append_partial(path: str | Path, runs: list[CellResult]) -> None:
+    """Add the runs of one finished pair to the partial file of ``path``: one line, flushed."""
+    with open(partial_path(path), "a") as f:
+        f.write(json.dumps([asdict(r) for r in runs], default=float) + "\n")
+        f.flush()
+
+
+def read_partial(path: str | Path) -> list[CellResult]:
+    """The runs kept in the partial file of ``path`` (none when there is no such file); a last line
+    cut short by a crash is skipped."""
+    file = partial_path(path)
+    if not file.is_file():
+        return []
+    out = []
+    for line in file.read_text().splitlines():
+        try:
+            rows = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        for r in rows:
+            extra = r.get("extra", {})
+            for key in ("by_hops", "ood_by_hops"):
+                if key in extra:
+                    extra[key] = {int(k): v for k, v in extra[key].items()}
+            out.append(CellResult(**r))
+    return out
+
+
 def load_results_summary(path: str | Path) -> dict:
     """The summary of a results file, recomputed from its runs and references."""
     data = load_results(path)
