@@ -133,7 +133,7 @@ def _multiplied(logits, t):
 def check_temperature(fn: Callable) -> None:
     """``fn(logits, temperature) -> logits / temperature``."""
     _check_filter(
-        "apply_temperature", "temperature", fn, apply_temperature, [0.5, 1.0, 2.0],
+        "apply_temperature", "apply_temperature", fn, apply_temperature, [0.5, 1.0, 2.0],
         "a temperature below 1 must make the logits further apart (sharper), above 1 closer together (flatter), "
         "and the result stays a tensor of logits",
         mistakes={
@@ -161,7 +161,7 @@ def _top_k_threshold(logits, k, kept=lambda logits, kth: logits >= kth, fill=flo
 def check_top_k(fn: Callable) -> None:
     """``fn(logits, k)`` keeps the k largest logits per row (ties at the cut kept), the rest become -inf."""
     _check_filter(
-        "top_k_filter", "top_k", fn, top_k_filter, [1, 3, 6],
+        "top_k_filter", "top_k_filter", fn, top_k_filter, [1, 3, 6],
         "a logit survives when it is at least as large as the k-th largest of ITS row, so a row with a tie at "
         "the cut keeps more than k tokens; every other logit becomes -inf",
         mistakes={
@@ -210,7 +210,7 @@ def _top_p_ascending(logits, p):
 def check_top_p(fn: Callable) -> None:
     """``fn(logits, p)`` keeps the smallest set of most likely tokens whose probability reaches p."""
     _check_filter(
-        "top_p_filter", "top_p", fn, top_p_filter, [0.3, 0.5, 0.9, 1.0],
+        "top_p_filter", "top_p_filter", fn, top_p_filter, [0.3, 0.5, 0.9, 1.0],
         "go from the most likely token down, adding probabilities; a token is kept when the probability of the "
         "tokens ranked ABOVE it is still below p (so the token that crosses p is kept, and the most likely token "
         "always is); the answer is in the original token order",

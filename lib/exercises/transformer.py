@@ -255,7 +255,7 @@ def check_mlp(fn: Callable) -> None:
                             F.gelu((x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out),
                         "you left out the GELU: without a non-linearity the MLP is one linear map":
                             (x @ mlp.W_in + mlp.b_in) @ mlp.W_out + mlp.b_out},
-             label="mlp")
+             label="mlp_forward")
 
 
 @checker("transformer_block")
