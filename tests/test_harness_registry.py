@@ -211,3 +211,28 @@ def test_a_batch_keeps_each_finished_pair_and_a_resumed_batch_skips_it(monkeypat
     again = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, done=back)
     assert again == back
     assert read_partial(tmp_path / "none.json") == []
+
+
+def test_a_diverged_run_scores_worst_everywhere_and_a_resume_takes_only_what_this_batch_asks(monkeypatch):
+    from dataclasses import replace
+
+    from lib.experiments.harness.protocol import DIVERGED_LOSS, diverged_run, run_harness
+
+    text = diverged_run("shakespeare", "baseline", 0, 1e-2, "loss is nan")
+    assert text.value == DIVERGED_LOSS and text.ood_value is None
+    unseen = diverged_run("pointer_unseen", "dense", 0, 1e-2, "loss is nan")
+    assert unseen.value == 0.0 and unseen.ood_value == 0.0  # the OOD mean counts it too
+    summarize([replace(text, seed=s) for s in range(3)])  # a summary can hold it (finite)
+    _toy_registry(monkeypatch, _chance_arm)
+    stray = CellResult("pointer", "dense", 0, 3e-3, 0.9, 0.9, 1, 1.0, 0.0, {"by_hops": {1: 1.0, 2: 1.0, 3: 1.0}})
+    foreign_seed = CellResult("pointer", "toy", 77, 3e-3, 0.9, 0.9, 1, 1.0, 0.0, {"by_hops": {1: 1.0, 2: 1.0, 3: 1.0}})
+    out = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, done=[stray, foreign_seed])
+    assert stray not in out and foreign_seed not in out and {r.method for r in out} == {"toy"}
+
+
+def test_the_cli_refuses_repeated_seeds_before_running(capsys):
+    from lib.experiments.harness.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--tasks", "pointer", "--methods", "baseline", "--seeds", "0", "0"])
+    assert "--seeds: Size.seeds must be distinct" in capsys.readouterr().err

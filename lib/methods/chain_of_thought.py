@@ -29,7 +29,7 @@ def _check_slotted(batch: PointerBatch) -> None:
 def written_chain(batch: PointerBatch) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
     """``(tokens, targets)`` with every slot after the start node holding the pointer reached so
     far, and every slot (and the answer) a target. ``batch`` is a dense-layout batch: its slots are
-    where the dense tokens sit; the returned tokens contain no dense token."""
+    where the dense tokens after the start node sit (decoy fillers before it, if any, stay)."""
     _check_slotted(batch)
     rows, cols, nodes = carried_pointers(batch)
     tokens, targets = batch.tokens.clone(), batch.targets.clone()

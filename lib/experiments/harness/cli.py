@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--more-seeds", action="store_true",
                         help="with --add: cells already in the file keep their sweep and chosen rate and run only the "
                              "reported seeds they lack; cells not in the file are tuned and run in full")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="the reported seeds (default: the size's own); with --add --more-seeds, e.g. "
+                             "--seeds 0 1 2 3 4 5 6 gives a 5-seed file's cells seeds 5 and 6")
     parser.add_argument("--resume", action="store_true",
                         help="with --json: skip the pairs whose runs the interrupted batch kept in FILE.partial.jsonl")
     parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
@@ -52,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from lib.core.training import make_reproducible, pick_device
 
     size = FULL if args.full else SIZES[args.size]
+    if args.seeds is not None:
+        try:
+            size = replace(size, seeds=tuple(args.seeds))
+        except ValueError as exc:
+            parser.error(f"--seeds: {exc}")
     known = None
     if args.add:  # refuse an incompatible file before an hour of runs, not after
         stored = load_results(args.json)

@@ -3,8 +3,6 @@ split, then every seed at the chosen rate; the pairs to run, and running them in
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import registry
@@ -28,12 +26,17 @@ def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float
     return result
 
 
+DIVERGED_LOSS = 1e9  # a diverged run's score on a lower-is-better task: finite, so summaries can hold it, and unmissable
+
+
 def diverged_run(task: str, method: str, seed: int, lr: float, why: str) -> CellResult:
-    """The record of a run whose loss stopped being finite: the task's worst score (so a sweep
-    never chooses its rate, and a reported seed fails its gate), ``extra["diverged"]`` saying why."""
-    worst = 0.0 if registry.TASK_INFO[task].higher_is_better else math.inf
+    """The record of a run whose loss stopped being finite: the task's worst score in and out of
+    distribution (so a sweep never chooses its rate, and a reported seed fails its gate),
+    ``extra["diverged"]`` saying why."""
+    worst = 0.0 if registry.TASK_INFO[task].higher_is_better else DIVERGED_LOSS
+    ood = worst if registry.TASK_REGISTRY[task].splits is not None else None  # the tasks with unseen splits score OOD too
     return CellResult(task, method, seed, float(lr), worst, worst, 0, 0.0, 0.0,
-                      {"diverged": why, "opening_losses": [], "loss_curve": []})
+                      {"diverged": why, "opening_losses": [], "loss_curve": []}, ood_value=ood)
 
 
 def loss_curve(losses: list[float], points: int = CURVE_POINTS) -> list[float]:
@@ -175,7 +178,9 @@ def run_harness(
     if on_pair_done is not None and not callable(on_pair_done):
         raise TypeError(f"on_pair_done must be callable or None, got {type(on_pair_done).__name__}")
     known = known or {}
-    results: list[CellResult] = list(done or [])
+    # runs kept by an interrupted batch count only for the pairs and seeds this batch asks for
+    allowed_seeds = set(size.seeds) | {size.sweep_seed}
+    results: list[CellResult] = [r for r in done or [] if (r.task, r.method) in pairs and r.seed in allowed_seeds]
     finished = {(r.task, r.method) for r in results}
     pairs = [p for p in pairs if p not in finished]
 
