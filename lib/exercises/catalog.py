@@ -48,8 +48,9 @@ class ExerciseInfo:
         return (
             f"#### ✏️ Exercise `{self.function}` · {DIFFICULTY[self.difficulty]} · {IMPORTANCE[self.importance]} "
             f"· about {self.minutes} min\n\n"
-            "Write the body of the function below, then run the cell: its check prints `checks passed`, or "
-            "what is wrong with a hint (and the notebook carries on with the reference solution).\n\n"
+            f"Write the body of `{self.function}` in the code cell below (a cell may hold more than one exercise), "
+            "then run the cell: its check prints `checks passed`, or what is wrong with a hint; after a failed "
+            f"check your version stays as `{self.function}_yours` and the notebook carries on with the reference.\n\n"
             f"{hints}\n\n"
             f"<details><summary>Stuck? Move on with the reference</summary>\n\n"
             f"Uncomment the line `# {self.import_line}` in the cell (or run it in a new cell).\n\n</details>"
