@@ -12,7 +12,7 @@ import torch
 from lib.core.bpe import get_pair_counts, merge_pair
 from lib.core.claims import strict
 from lib.core.model import GPT, GPTConfig
-from lib.exercises import ExerciseFailed
+from mistake_bank_common import assert_enough_mistakes, assert_rejected_and_named, bank_ids
 from lib.exercises.logits import (
     check_greedy_generate, check_softmax, check_temperature, check_top_k, check_top_p,
 )
@@ -288,16 +288,9 @@ NOTEBOOK_EXERCISES = ["get_pair_counts", "merge_pair", "apply_merges", "softmax"
 
 
 def test_every_exercise_has_at_least_three_named_mistakes():
-    counts = {name: sum(1 for e in BANK if e[0] == name) for name in NOTEBOOK_EXERCISES}
-    assert all(n >= 3 for n in counts.values()), counts
+    assert_enough_mistakes(BANK, NOTEBOOK_EXERCISES)
 
 
-@pytest.mark.parametrize("exercise, check, wrong, named", BANK,
-                         ids=[f"{e[0]}-{getattr(e[2], '__name__', 'lambda')}-{i}" for i, e in enumerate(BANK)])
+@pytest.mark.parametrize("exercise, check, wrong, named", BANK, ids=bank_ids(BANK))
 def test_mistake_is_rejected_and_named(exercise, check, wrong, named):
-    with strict(), pytest.raises(ExerciseFailed) as failure:
-        check(wrong)
-    message = str(failure.value)
-    assert message.startswith(exercise + ":"), message  # the function's name, not a short label
-    assert re.search("it looks like", message, re.IGNORECASE), f"generic feedback only:\n{message}"
-    assert named in message, message
+    assert_rejected_and_named(exercise, check, wrong, named)

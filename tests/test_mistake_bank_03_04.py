@@ -15,6 +15,7 @@ from fancy_einsum import einsum
 
 from lib.core.claims import strict
 from lib.exercises import ExerciseFailed
+from mistake_bank_common import assert_enough_mistakes, assert_rejected_and_named, bank_ids
 from lib.exercises.circuits import check_attention_at_offset
 from lib.exercises.training_hooks import (
     check_logit_lens_readout, check_lr_schedule, check_mean_ablation_hook, check_training_step,
@@ -354,21 +355,12 @@ NOTEBOOK_EXERCISES = ["layer_norm", "attention_scores", "apply_causal_mask", "at
 
 
 def test_every_exercise_has_at_least_three_named_mistakes():
-    counts = {name: sum(1 for e in BANK if e[0] == name) for name in NOTEBOOK_EXERCISES}
-    assert all(n >= 3 for n in counts.values()), counts
+    assert_enough_mistakes(BANK, NOTEBOOK_EXERCISES)
 
 
-@pytest.mark.parametrize("exercise, check, wrong, named", BANK,
-                         ids=[f"{e[0]}-{getattr(e[2], '__name__', 'lambda')}-{i}" for i, e in enumerate(BANK)])
+@pytest.mark.parametrize("exercise, check, wrong, named", BANK, ids=bank_ids(BANK))
 def test_mistake_is_rejected_and_named(exercise, check, wrong, named):
-    with strict(), pytest.raises(ExerciseFailed) as failure:
-        check(wrong)
-    message = str(failure.value)
-    assert message.startswith(exercise + ":"), message  # the function's name, not a short label
-    assert re.search("it looks like", message, re.IGNORECASE), f"generic feedback only:\n{message}"
-    assert named in message, message
-
-
+    assert_rejected_and_named(exercise, check, wrong, named)
 def test_training_step_names_the_update_before_the_loss():
     """Clipping before backward and zero_grad after it change the UPDATE: the message must say so
     rather than blame the returned loss."""
