@@ -18,7 +18,8 @@ TINY = Size("tiny", (0, 1, 2, 3, 4), (1e-3, 3e-3), text_steps=1, text_batch=1, t
 def test_the_tables_are_read_off_the_arms():
     tables = registry.arm_tables(registry.ARMS)
     assert tables["ALL_METHODS"] == registry.METHODS + registry.NEW_METHODS + registry.CONTROLS
-    assert registry.CONTROLS == ("cot", "token_feedback", "mtp", "teacherless")
+    assert registry.CONTROLS == ("cot", "token_feedback", "coconut", "pause_curriculum", "looped_injected", "mtp",
+                                 "teacherless")
     for name in registry.CONTROLS:  # the literature's controls run only where test items are unseen
         assert set(registry.ARMS[name].runs) <= {"pointer_unseen", "path_star_unseen"}, name
     for task, methods in registry.TASK_METHODS.items():

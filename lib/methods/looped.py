@@ -39,4 +39,41 @@ class LoopedGPT(GPT):
         raise ValueError("a looped model has no KV cache: call it on the whole sequence")
 
 
-__all__ = ["LoopedGPT"]
+class InjectedLoopedGPT(LoopedGPT):
+    """A looped model that adds the input embeddings (tokens and positions) back into the residual
+    stream before every loop after the first ("input injection", as in Saunshi et al. 2025 and
+    Fan et al. 2025): each loop re-reads the question, so a loop can act as one more step of the
+    same computation, and the model may be run with more loops at test than it was trained with
+    (:attr:`n_loops` is a plain attribute; :func:`with_loops` sets it for a while)."""
+
+    def _run(self, tokens, input_embeds, return_type, targets, kv_cache, batch: int, pos: int, offset: int):
+        tok = self.embed(tokens) if input_embeds is None else input_embeds
+        inputs = self.hook_embed(tok) + self.hook_pos_embed(self.pos_embed(batch, pos, offset))
+        resid = inputs
+        for loop in range(self.n_loops):
+            if loop:
+                resid = resid + inputs
+            for block in self.blocks:
+                resid = block(resid, kv_cache)
+        if return_type == "resid":
+            return resid
+        return self._head(self.ln_final(resid), tokens, targets, return_type)
+
+
+class with_loops:
+    """``with with_loops(model, n): ...`` runs ``model`` (a :class:`LoopedGPT`) with ``n`` loops
+    inside the block and puts its own count back after it, also when the block raises."""
+
+    def __init__(self, model: LoopedGPT, n_loops: int):
+        checks.check_type(model, "model", LoopedGPT)
+        self.model, self.n = model, checks.check_int(n_loops, "n_loops", min=1)
+
+    def __enter__(self) -> LoopedGPT:
+        self.saved, self.model.n_loops = self.model.n_loops, self.n
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        self.model.n_loops = self.saved
+
+
+__all__ = ["InjectedLoopedGPT", "LoopedGPT", "with_loops"]

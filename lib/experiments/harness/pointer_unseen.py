@@ -138,6 +138,73 @@ def run_written(method: str, seed: int, size: Size, device, lr: float) -> CellRe
     return _finish(method, seed, lr, model, passes, extra, start, accuracy)
 
 
+def run_curriculum(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """``coconut`` and ``pause_curriculum`` (:mod:`lib.methods.curriculum`): ``train_hops`` stages
+    of equal length, stage ``k`` with the first ``k`` slots latent and the rest written and
+    supervised; at test every slot is latent (dense tokens unrolled exactly, or pause tokens in
+    one pass), scored on the answer as the dense and pause arms are."""
+    from lib.core.model import GPT
+    from lib.core.training import train
+    from lib.methods.curriculum import curriculum_stage, latent_depth, staged_chain
+    from lib.methods.dense import unrolled_forward
+    from lib.tasks.pointer_splits import sample_pointer_split
+    from lib.tasks.pointer_task import pointer_model_config
+
+    start = time.perf_counter()
+    task = unseen_task()
+    spec, steps = task.spec, size.pointer_unseen_steps
+    latent = "dense" if method == "coconut" else "pause"
+    n_stages = task.train_hops  # 0 .. train_hops - 1 latent slots
+    torch.manual_seed(seed)
+    model = GPT(pointer_model_config(spec)).to(device)
+    gen = torch.Generator().manual_seed(seed)
+
+    def batch_fn(step):
+        batch = sample_pointer_split(task, BATCH, gen, "train", "dense").to(device)
+        return staged_chain(batch, curriculum_stage(step, steps, n_stages), latent)
+
+    def loss_fn(m, staged):
+        tokens, targets = staged
+        if latent == "pause":
+            return m(tokens, return_type="loss", targets=targets)
+        return GPT.loss(unrolled_forward(m, tokens, spec.dense_id, latent_depth(tokens, spec.dense_id)).logits,
+                        targets=targets)
+
+    train(model, batch_fn, _train_config(steps, lr), loss_fn=loss_fn)
+    accuracy = _accuracy(model, task, latent, size.eval_questions, device)
+    # training passes per step, averaged over the stages (stage k unrolls k dense tokens)
+    passes = 1.0 + (sum(range(n_stages)) / n_stages if latent == "dense" else 0.0)
+    extra = {"stages": n_stages, "steps_per_stage": steps / n_stages}
+    return _finish(method, seed, lr, model, passes, extra, start, accuracy)
+
+
+def run_looped_injected(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+    """The looped block with input injection (:class:`lib.methods.looped.InjectedLoopedGPT`),
+    trained with :data:`LOOPS` loops; at test it runs ``max(LOOPS, h)`` loops on questions of ``h``
+    hops, so out of distribution it may think as deep as the question needs, as dense tokens do."""
+    from lib.core.training import train
+    from lib.methods.looped import InjectedLoopedGPT, with_loops
+    from lib.tasks.pointer_splits import sample_pointer_split
+    from lib.tasks.pointer_task import pointer_model_config
+
+    start = time.perf_counter()
+    task = unseen_task()
+    torch.manual_seed(seed)
+    model = InjectedLoopedGPT(pointer_model_config(task.spec), LOOPS).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    train(model, lambda step: sample_pointer_split(task, BATCH, gen, "train", "none").to(device),
+          _train_config(size.pointer_unseen_steps, lr),
+          loss_fn=lambda m, b: m(b.tokens, return_type="loss", targets=b.targets))
+
+    def read(m, b):
+        with with_loops(m, max(LOOPS, int(b.hops.max()))):
+            return m(b.tokens)
+
+    accuracy = _accuracy(model, task, "none", size.eval_questions, device, read)
+    extra = {"test_loops": {"in_distribution": LOOPS, "ood": [max(LOOPS, h) for h in task.ood_hops]}}
+    return _finish(method, seed, lr, model, float(LOOPS), extra, start, accuracy)
+
+
 def run_encdec(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
     """``encdec`` (lam 0), ``planning`` (the future of every position, horizon 2) and
     ``planning_scored`` (only at the position that predicts the answer, horizon 1)."""
