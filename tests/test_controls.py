@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from lib.core.model import GPT
 from lib.methods.chain_of_thought import chain_passes, greedy_chain_logits, written_chain
 from lib.methods.dense import add_dense_vectors, unrolled_forward
-from lib.methods.multi_token import MultiTokenGPT, multi_token_loss, teacherless_answers, teacherless_tokens
+from lib.methods.multi_token import (
+    MultiTokenGPT, heads_loss, multi_token_loss, teacherless_answers, teacherless_tokens,
+)
 from lib.methods.token_feedback import fed_back_tokens, token_feedback_logits
 from lib.tasks.pointer_task import PointerSpec, answer_accuracy, pointer_model_config, sample_pointer_batch
 
@@ -130,6 +132,35 @@ def test_multi_token_heads_score_the_tokens_ahead():
     assert extra == 2 * 2 * 16 * 8  # two heads of rank 8 in and out (a few percent of the path-star GPT: a test of the harness checks)
     with pytest.raises(ValueError, match="nothing to score"):
         multi_token_loss(model, tokens, torch.full_like(tokens, -100))
+
+
+def test_heads_loss_averages_each_heads_loss_over_its_scored_targets_ahead():
+    gen = torch.Generator().manual_seed(0)
+    logits = [torch.randn(2, 5, 4, generator=gen) for _ in range(4)]
+    targets = torch.full((2, 5), -100)
+    targets[0, 0], targets[0, 1], targets[1, 1] = 1, 2, 3  # head i sees targets[:, i:]: heads 2 and 3 see nothing
+    head0 = F.cross_entropy(logits[0][[0, 0, 1], [0, 1, 1]], torch.tensor([1, 2, 3]))
+    head1 = F.cross_entropy(logits[1][[0, 1], [0, 0]], torch.tensor([2, 3]))
+    assert torch.allclose(heads_loss(logits, targets), (head0 + head1) / 2, atol=1e-6)  # empty heads left out
+    assert torch.allclose(heads_loss(logits[:1], targets), head0, atol=1e-6)  # one head: the next-token loss
+    assert torch.allclose(heads_loss(tuple(logits), targets.int()), (head0 + head1) / 2, atol=1e-6)
+    model = MultiTokenGPT(_small_gpt(), k=2)
+    tokens = torch.randint(0, 12, (2, 10), generator=gen)
+    assert torch.equal(multi_token_loss(model, tokens, tokens), heads_loss(model.head_logits(tokens), tokens))
+    with pytest.raises(ValueError, match="nothing to score"):
+        heads_loss(logits, torch.full((2, 5), -100))
+    with pytest.raises(TypeError, match="head_logits"):
+        heads_loss(logits[0], targets)
+    with pytest.raises(ValueError, match="head_logits is empty"):
+        heads_loss([], targets)
+    with pytest.raises(ValueError, match=r"head_logits\[1\] must have shape \(2, 5\)"):
+        heads_loss([logits[0], logits[1][:, :4]], targets)
+    with pytest.raises(TypeError, match=r"head_logits\[0\]"):
+        heads_loss([targets], targets)
+    with pytest.raises(TypeError, match="targets"):
+        heads_loss(logits, targets.float())
+    with pytest.raises(ValueError, match="targets"):
+        heads_loss(logits, targets[0])
 
 
 def test_teacherless_hides_every_answer_token_and_reads_the_answer_in_one_pass():

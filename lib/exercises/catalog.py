@@ -336,6 +336,38 @@ _ALL = [
         "the best baseline seed; a tie does not beat), and the means differ by MORE than min_effect. 'worse' is "
         "the mirror image."),
        "lib.exercises.harness:reference_verdict_as_written"),
+    _e("chain_of_thought_targets", "08", "medium", 3, 15,
+       "Write the chain of thought into a pointer batch's slots.\n\nbatch: a PointerBatch laid out with dense slots "
+       "(filler 'dense'): tokens, targets [batch, pos] int (targets -100 except the answer's, at answer_pos - 1); "
+       "chain [batch, max_hops] (chain[:, k] is the node after k + 1 lookups); start_pos [batch]; useful [batch, pos] "
+       "bool, True at the h - 1 dense slots after the start node (decoy dense tokens before it are not slots). "
+       "Returns NEW (tokens, targets), each [batch, pos], the batch unchanged: slot i (i = 1 right after the start "
+       "node) holds chain[:, i - 1], and each written slot is also a target at the position before it (position p "
+       "predicts token p + 1); the answer's target stays.",
+       ("The slots are already marked: batch.useful is True exactly at the dense tokens after the start node, and "
+        "False at the decoys before it. Work on copies of tokens and targets: the batch itself must not change.",
+        "A slot's number is its distance from the start node: the first slot after x is slot 1 and holds the node "
+        "one lookup away, the first entry of its row of chain. The (row, column) pairs where useful is True, minus "
+        "each row's start_pos, give every slot's number at once.",
+        "Write the chain values at those (row, column) pairs of the copied tokens, and the same values into the "
+        "copied targets one column to the left (the position that predicts the slot). The answer's target is "
+        "already in the copy and stays."),
+       "lib.exercises.controls:reference_chain_of_thought_targets"),
+    _e("multi_token_heads_loss", "08", "medium", 2, 10,
+       "The loss of multi-token prediction, from each head's logits.\n\nhead_logits: a list of k tensors [batch, pos, "
+       "d_vocab], one per head (head i, 0-based, predicts i + 1 tokens ahead); targets: [batch, pos] int, the "
+       "NEXT-token targets (-100 where nothing is scored). Head i at position t is scored on targets[:, t + i] (head "
+       "0 is the ordinary next-token loss); a -100 or a position past the row's end is not scored. Returns a 0-d "
+       "tensor through which gradients reach the logits: the mean over heads of each head's mean cross-entropy over "
+       "its scored positions, heads with nothing to score left out (at least one head has something to score).",
+       ("Head 0 is the ordinary next-token head: the targets already are the next tokens, so it needs no shift. "
+        "Each further head looks one token further ahead than the one before it.",
+        "For head i, build targets that hold, at position t, the target i positions further on, and -100 in the "
+        "last i positions (nothing to score there); cross-entropy told to ignore -100 then averages over that "
+        "head's scored positions only.",
+        "Score each head on its own, keep the heads that have at least one scored position, and average their "
+        "losses: a mean over heads, not a sum, and not one mean over every head's positions pooled together."),
+       "lib.methods.multi_token:heads_loss"),
     # 09 · dense tokens the model places, selects and learns to emit
     _e("selection_gain", "09", "medium", 3, 15,
        "How much the candidate vectors of one pass help.\n\nmodel: a GPT; tokens, targets: [batch, pos] (targets "

@@ -61,24 +61,45 @@ class MultiTokenGPT(nn.Module):
         return out
 
 
+def heads_loss(head_logits: list[Float[Tensor, "batch pos d_vocab"]], targets: Int[Tensor, "batch pos"]) -> Tensor:
+    """Mean over heads of each head's cross-entropy (a 0-d tensor). ``targets`` are the next-token
+    targets (-100 where unscored); head ``i`` (0-based) at position ``t`` is scored on
+    ``targets[:, t + i]`` (the token ``i + 1`` ahead), where that is scored: head 0 is the ordinary
+    next-token head. Each head's cross-entropy is the mean over ITS scored positions; a head with
+    nothing to score (every target ``i`` or more ahead is -100) is left out of the mean. ValueError
+    when no head has anything to score."""
+    checks.check_type(head_logits, "head_logits", (list, tuple))
+    if len(head_logits) == 0:
+        raise ValueError("head_logits is empty: give one [batch, pos, d_vocab] tensor per head")
+    checks.check_tensor(targets, "targets", ndim=2, dtype="int")
+    for i, logits in enumerate(head_logits):
+        checks.check_tensor(logits, f"head_logits[{i}]", ndim=3, dtype="float")
+        if tuple(logits.shape[:2]) != tuple(targets.shape):
+            raise ValueError(f"head_logits[{i}] must have shape {tuple(targets.shape)} + (d_vocab,) to match targets, "
+                             f"got {tuple(logits.shape)}")
+    targets = targets.long()
+    losses = []
+    for i, logits in enumerate(head_logits):
+        ahead = torch.full_like(targets, -100)
+        ahead[:, : targets.shape[1] - i] = targets[:, i:]
+        if (ahead != -100).any():
+            losses.append(F.cross_entropy(logits.flatten(0, 1), ahead.flatten().to(logits.device), ignore_index=-100))
+    if not losses:
+        raise ValueError("targets has nothing to score")
+    return torch.stack(losses).mean()
+
+
 def multi_token_loss(model: MultiTokenGPT, tokens: Int[Tensor, "batch pos"], targets: Int[Tensor, "batch pos"]) -> Tensor:
-    """Mean over heads of each head's cross-entropy. ``targets`` are the next-token targets
-    (-100 where unscored); head ``i`` at position ``t`` is scored on ``targets[t + i]`` (the token
-    ``i + 1`` ahead), where that is scored, so it only ever predicts tokens the task scores."""
+    """Mean over heads of each head's cross-entropy (:func:`heads_loss` of the model's
+    :meth:`~MultiTokenGPT.head_logits`). ``targets`` are the next-token targets (-100 where
+    unscored); head ``i`` at position ``t`` is scored on ``targets[t + i]`` (the token ``i + 1``
+    ahead), where that is scored, so it only ever predicts tokens the task scores."""
     checks.check_type(model, "model", MultiTokenGPT)
     checks.check_tensor(tokens, "tokens", dtype="int")
     checks.check_tensor(targets, "targets", dtype="int")
     if targets.shape != tokens.shape:
         raise ValueError(f"targets {tuple(targets.shape)} must match tokens {tuple(tokens.shape)}")
-    losses = []
-    for i, logits in enumerate(model.head_logits(tokens)):
-        ahead = torch.full_like(targets, -100)
-        ahead[:, : targets.shape[1] - i] = targets[:, i:]
-        if (ahead != -100).any():
-            losses.append(F.cross_entropy(logits.flatten(0, 1), ahead.flatten(), ignore_index=-100))
-    if not losses:
-        raise ValueError("targets has nothing to score")
-    return torch.stack(losses).mean()
+    return heads_loss(model.head_logits(tokens), targets)
 
 
 def teacherless_tokens(tokens: Int[Tensor, "batch pos"], prompt_len: int, dummy_id: int) -> Int[Tensor, "batch pos"]:

@@ -109,7 +109,9 @@ def draw_in_split(
 def question_keys(batch: PointerBatch | PathStarBatch) -> list[bytes]:
     """One key per row naming the question exactly. Pointer chasing: the table, the start node
     and the hop count (filler and decoys are layout, not question). Path-star: the whole prompt
-    (edge list in its order, QUERY, centre, leaf, ANSWER)."""
+    (edge list in its order, QUERY, centre, leaf, ANSWER). Any other batch with a
+    ``canonical_rows()`` method: those rows (graph reachability: the graph itself, so a test graph
+    counts as seen if any training question used it, whatever was asked)."""
     if isinstance(batch, PointerBatch):
         n = batch.spec.n_nodes
         rows = torch.arange(batch.tokens.shape[0], device=batch.tokens.device)
@@ -120,8 +122,11 @@ def question_keys(batch: PointerBatch | PathStarBatch) -> list[bytes]:
     elif isinstance(batch, PathStarBatch):
         item = batch.tokens[:, : batch.spec.prompt_len]
         tag = b"path_star"
+    elif callable(getattr(batch, "canonical_rows", None)):  # a task that names its own items (graph reachability: the graph)
+        item = batch.canonical_rows()
+        tag = type(batch).__name__.encode()
     else:
-        raise TypeError(f"batch must be a PointerBatch or a PathStarBatch, got {type(batch).__name__}")
+        raise TypeError(f"batch must be a PointerBatch, a PathStarBatch or have canonical_rows(), got {type(batch).__name__}")
     data = np.ascontiguousarray(item.detach().cpu().numpy().astype("<i8"))
     width = data.shape[1] * 8
     buf = data.tobytes()
@@ -130,7 +135,7 @@ def question_keys(batch: PointerBatch | PathStarBatch) -> list[bytes]:
 
 
 def _batches(items, name: str) -> Iterable:
-    if isinstance(items, (PointerBatch, PathStarBatch)):
+    if isinstance(items, (PointerBatch, PathStarBatch)) or callable(getattr(items, "canonical_rows", None)):
         return [items]
     if isinstance(items, (str, bytes, Tensor)) or not isinstance(items, Iterable):
         raise TypeError(f"{name} must be a PointerBatch, a PathStarBatch or an iterable of them, got {type(items).__name__}")
