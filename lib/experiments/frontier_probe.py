@@ -1,0 +1,134 @@
+"""What a continuous thought holds on graph reachability: a score for every node, grouped by where
+the node stands in the search from the start node (notebook 10).
+
+After ``k`` steps from the start ``s`` every node is in one of four groups:
+
+- **frontier**: first reached after exactly ``k`` steps (level ``k`` of the start's component);
+- **reached earlier**: ``s`` itself and the nodes first reached in fewer steps;
+- **reachable later**: reached only after more than ``k`` steps;
+- **unreachable**: the other component (labels the graph does not use belong to no group).
+
+The ``k``-th thought is the vector the dense arm feeds into its ``k``-th filler slot: the hidden
+state of the position before it, which has had ``k`` passes to search (the first comes from the
+position of ``s``). The thought *after* the last slot (the state that predicts the answer) has
+had ``d`` passes. Two read-outs score a node ``v`` from a thought ``h``: the **logit lens**
+``unembed(h)[v]`` (what the model would say next if it stopped there) and the **embedding
+product** ``h . W_E[v]`` (how much of ``v``'s input direction the vector carries). Each row's
+scores are standardised over the graph's nodes before they are grouped, so rows and steps compare.
+
+If a thought holds the frontier *in superposition* (Zhu et al. 2025), the frontier group scores
+above every other group at every ``k``; if it holds one node (a path being followed), the
+frontier's mean is diluted by its other member, and "reachable later" holds the rest of the path.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from lib.core import checks
+from lib.tasks.graph_reach import GraphBatch
+
+GROUPS: tuple[str, ...] = ("frontier", "reached earlier", "reachable later", "unreachable")
+READOUTS: tuple[str, ...] = ("logit_lens", "embedding")
+
+
+def node_groups(batch: GraphBatch, k: int) -> Int[Tensor, "batch n_labels"]:
+    """Each label's group after ``k`` steps from the start, as an index into :data:`GROUPS`
+    (-1 for labels the row's graph does not use)."""
+    checks.check_type(batch, "batch", GraphBatch)
+    spec = batch.spec
+    checks.check_int(k, "k", min=0, max=spec.levels)
+    B = batch.tokens.shape[0]
+    groups = torch.full((B, spec.n_labels), -1, dtype=torch.long)
+    levels = batch.levels_start.cpu()  # [B, levels, width]: level j + 1
+    rows = torch.arange(B)[:, None]
+    groups[rows, levels[:, k:].reshape(B, -1)] = GROUPS.index("reachable later")
+    groups[rows, levels[:, : max(k - 1, 0)].reshape(B, -1)] = GROUPS.index("reached earlier")
+    groups[torch.arange(B), batch.start.cpu()] = GROUPS.index("reached earlier" if k > 0 else "frontier")
+    if k > 0:
+        groups[rows, levels[:, k - 1]] = GROUPS.index("frontier")
+    groups[rows, torch.cat([batch.other_root.cpu()[:, None], batch.levels_other.cpu().reshape(B, -1)], 1)] = \
+        GROUPS.index("unreachable")
+    return groups
+
+
+def group_means(scores: Float[Tensor, "batch n_labels"], groups: Int[Tensor, "batch n_labels"]) -> dict[str, float]:
+    """Mean over rows of each group's mean score (rows without a member of a group skip it; a group
+    no row has is NaN)."""
+    checks.check_tensor(scores, "scores", ndim=2, dtype="float")
+    checks.check_tensor(groups, "groups", ndim=2, dtype="int")
+    if scores.shape != groups.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and groups {tuple(groups.shape)} must have the same shape")
+    out = {}
+    for g, name in enumerate(GROUPS):
+        member = (groups == g).float()
+        count = member.sum(dim=1)
+        has = count > 0
+        per_row = (scores * member).sum(dim=1)[has] / count[has]
+        out[name] = per_row.mean().item() if has.any() else float("nan")
+    return out
+
+
+def standardise(scores: Float[Tensor, "batch n_labels"], used: Tensor) -> Float[Tensor, "batch n_labels"]:
+    """Each row's scores minus their mean over the row's used labels, over their standard deviation."""
+    w = used.float()
+    n = w.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (scores * w).sum(dim=1, keepdim=True) / n
+    sd = (((scores - mean) ** 2 * w).sum(dim=1, keepdim=True) / n).sqrt().clamp(min=1e-8)
+    return (scores - mean) / sd
+
+
+@torch.no_grad()
+def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d_model"]]:
+    """``{k: vectors}``: for ``k = 1 .. max depth``, the vector after ``k`` passes of every row
+    deep enough to have it (``k <= d``): the thought fed into slot ``k`` for ``k < d``, the state
+    that predicts the answer for ``k = d``. Dense rows are unrolled exactly. Rows are in the batch's
+    order, restricted to ``batch.depths >= k``."""
+    from lib.methods.dense import unrolled_forward
+
+    checks.check_type(batch, "batch", GraphBatch)
+    if batch.filler != "dense":
+        raise ValueError(f"batch must be laid out with dense fillers, got {batch.filler!r}")
+    spec = batch.spec
+    depth = int((batch.tokens == spec.dense_id).sum(dim=1).max())
+    with checks.eval_mode(model):
+        out = unrolled_forward(model, batch.tokens, spec.dense_id, depth)
+        # the final pass's hidden states: the state at position p has had (p - start) + 1 passes' worth of search
+        from lib.methods.dense import add_dense_vectors, hidden_and_logits
+
+        embeds = model.embed(batch.tokens)
+        vectors = out.vectors[-1] if out.vectors else torch.zeros_like(embeds)
+        hidden, _ = hidden_and_logits(model, add_dense_vectors(embeds, vectors, out.mask))
+    start = spec.question_pos + 3
+    result = {}
+    for k in range(1, int(batch.depths.max()) + 1):
+        rows = (batch.depths >= k).nonzero(as_tuple=True)[0]
+        result[k] = hidden[rows, start + k - 1]
+    return result
+
+
+@torch.no_grad()
+def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
+    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``."""
+    checks.check_choice(readout, "readout", READOUTS)
+    spec = batch.spec
+    out = {}
+    for k, vecs in thought_vectors(model, batch).items():
+        rows = (batch.depths >= k).nonzero(as_tuple=True)[0]
+        if readout == "logit_lens":
+            scores = model.unembed(vecs[:, None])[:, 0, : spec.n_labels]
+        else:
+            scores = vecs @ model.embed.W_E[: spec.n_labels].T
+        groups = node_groups(_rows(batch, rows), k)
+        out[k] = group_means(standardise(scores.cpu(), groups >= 0), groups)
+    return out
+
+
+def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
+    picked = {name: (v[rows] if isinstance(v, Tensor) else v) for name, v in batch.__dict__.items()}
+    return GraphBatch(**picked)
+
+
+__all__ = ["GROUPS", "READOUTS", "frontier_probe", "group_means", "node_groups", "standardise", "thought_vectors"]

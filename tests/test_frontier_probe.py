@@ -1,0 +1,84 @@
+"""The frontier probe's bookkeeping (lib.experiments.frontier_probe): every used node lands in the
+right group at every step, group means are means, and the thought vectors are the ones the dense
+arm feeds into its slots."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lib.core.model import GPT
+from lib.experiments.frontier_probe import GROUPS, frontier_probe, group_means, node_groups, thought_vectors
+from lib.methods.dense import unrolled_forward
+from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
+
+SPEC = GraphSpec()
+
+
+@pytest.fixture
+def batch():
+    return sample_graph_batch(SPEC, 40, torch.Generator().manual_seed(0), "test", "dense", (1, 2, 3, 4, 5))
+
+
+def _bfs_levels(edges, start):
+    levels, seen, frontier = [], {start}, {start}
+    while frontier:
+        frontier = {v for u, v in edges if u in frontier} - seen
+        seen |= frontier
+        if frontier:
+            levels.append(frontier)
+    return levels
+
+
+def test_every_used_node_is_in_the_group_a_search_from_the_start_puts_it_in(batch):
+    for k in range(0, SPEC.levels + 1):
+        groups = node_groups(batch, k)
+        for i in range(len(batch.tokens)):
+            edges = [tuple(e) for e in batch.edges[i].tolist()]
+            s = int(batch.start[i])
+            levels = _bfs_levels(edges, s)
+            used = {s, int(batch.other_root[i])} | {v for _, v in edges}
+            for node in range(SPEC.n_labels):
+                g = int(groups[i, node])
+                if node not in used:
+                    assert g == -1
+                    continue
+                reach = [j + 1 for j, lv in enumerate(levels) if node in lv]
+                depth = 0 if node == s else (reach[0] if reach else None)
+                want = ("unreachable" if depth is None else "frontier" if depth == k
+                        else "reached earlier" if depth < k else "reachable later")
+                assert GROUPS[g] == want, (k, node, depth)
+
+
+def test_group_means_average_rows_then_groups():
+    scores = torch.tensor([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]])
+    groups = torch.tensor([[0, 0, 3, -1], [0, 3, 3, 1]])
+    out = group_means(scores, groups)
+    assert out["frontier"] == pytest.approx((1.5 + 10.0) / 2)
+    assert out["unreachable"] == pytest.approx((3.0 + 25.0) / 2)
+    assert out["reached earlier"] == pytest.approx(40.0)  # only the row that has one
+    assert math.isnan(out["reachable later"])
+    with pytest.raises(ValueError, match="same shape"):
+        group_means(scores, groups[:, :3])
+
+
+def test_the_thought_vectors_are_the_vectors_the_dense_arm_feeds_its_slots(batch):
+    torch.manual_seed(0)
+    model = GPT(graph_model_config(SPEC))
+    thoughts = thought_vectors(model, batch)
+    assert sorted(thoughts) == [1, 2, 3, 4, 5]
+    depth = int((batch.tokens == SPEC.dense_id).sum(dim=1).max())
+    fed = unrolled_forward(model, batch.tokens, SPEC.dense_id, depth).vectors[-1]
+    start = SPEC.question_pos + 3
+    for k in range(1, 5):  # thought k < d is what slot k receives
+        rows = (batch.depths > k).nonzero(as_tuple=True)[0]
+        deep_enough = (batch.depths[batch.depths >= k] > k).nonzero(as_tuple=True)[0]
+        assert torch.allclose(thoughts[k][deep_enough], fed[rows, start + k], atol=1e-5)
+    probe = frontier_probe(model, batch, "embedding")
+    assert set(probe) == {1, 2, 3, 4, 5} and set(probe[1]) == set(GROUPS)
+    with pytest.raises(ValueError, match="readout"):
+        frontier_probe(model, batch, "attention")
+    with pytest.raises(ValueError, match="dense"):
+        thought_vectors(model, sample_graph_batch(SPEC, 4, torch.Generator().manual_seed(1), "test", "none"))
