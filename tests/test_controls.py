@@ -144,6 +144,12 @@ def test_heads_loss_averages_each_heads_loss_over_its_scored_targets_ahead():
     assert torch.allclose(heads_loss(logits, targets), (head0 + head1) / 2, atol=1e-6)  # empty heads left out
     assert torch.allclose(heads_loss(logits[:1], targets), head0, atol=1e-6)  # one head: the next-token loss
     assert torch.allclose(heads_loss(tuple(logits), targets.int()), (head0 + head1) / 2, atol=1e-6)
+    # more heads than positions: the far heads score nothing and are left out
+    short = [torch.randn(2, 2, 4, generator=gen) for _ in range(4)]
+    two = torch.tensor([[1, 2], [3, -100]])
+    expected = (F.cross_entropy(short[0].flatten(0, 1), two.flatten(), ignore_index=-100)
+                + F.cross_entropy(short[1][0, :1], two[0, 1:])) / 2
+    assert torch.allclose(heads_loss(short, two), expected, atol=1e-6)
     model = MultiTokenGPT(_small_gpt(), k=2)
     tokens = torch.randint(0, 12, (2, 10), generator=gen)
     assert torch.equal(multi_token_loss(model, tokens, tokens), heads_loss(model.head_logits(tokens), tokens))

@@ -38,9 +38,10 @@ def test_stage_zero_is_chain_of_thought_and_the_last_stage_is_the_dense_layout(b
 
 def test_stage_k_makes_the_first_k_slots_latent_without_targets_and_writes_the_rest(batch):
     spec = batch.spec
+    before = (batch.tokens.clone(), batch.targets.clone())
     for latent, fill in (("dense", spec.dense_id), ("pause", spec.pause_id)):
         tokens, targets = staged_chain(batch, 1, latent)
-        assert (batch.tokens == spec.dense_id).any()  # the batch is not changed in place
+        assert torch.equal(batch.tokens, before[0]) and torch.equal(batch.targets, before[1])  # not changed in place
         for i in range(len(tokens)):
             h, s = int(batch.hops[i]), int(batch.start_pos[i])
             slots = tokens[i, s + 1 : s + h].tolist()
@@ -93,3 +94,37 @@ def test_with_loops_puts_the_count_back_when_the_block_raises():
         with_loops(GPT(model.cfg), 2)
     with pytest.raises(ValueError, match="n_loops"):
         with_loops(model, 0)
+
+
+def test_the_curriculum_and_injected_arms_run_and_report_what_they_cost(monkeypatch):
+    """Three steps of each arm: the stages the batches are built for, the filler each is scored
+    with, and the passes per step it reports."""
+    from dataclasses import replace
+
+    import lib.methods.curriculum as curriculum
+    from lib.experiments.harness import pointer_unseen
+    from lib.experiments.harness.spec import MEDIUM
+
+    size = replace(MEDIUM, pointer_unseen_steps=3, eval_questions=4)
+    stages, fillers = [], []
+    real_stage, real_accuracy = curriculum.curriculum_stage, pointer_unseen._accuracy
+    monkeypatch.setattr(curriculum, "curriculum_stage", lambda *a: stages.append(real_stage(*a)) or stages[-1])
+    monkeypatch.setattr(pointer_unseen, "_accuracy", lambda m, t, filler, *a, **k: fillers.append(filler) or real_accuracy(m, t, filler, *a, **k))
+    coconut = pointer_unseen.run_curriculum("coconut", 0, size, "cpu", 1e-3)
+    assert stages == [0, 1, 2] and fillers == ["dense"] and coconut.forward_passes_per_step == 2.0
+    pause = pointer_unseen.run_curriculum("pause_curriculum", 0, size, "cpu", 1e-3)
+    assert stages[3:] == [0, 1, 2] and fillers[1:] == ["pause"] and pause.forward_passes_per_step == 1.0
+    looped = pointer_unseen.run_looped_injected("looped_injected", 0, size, "cpu", 1e-3)
+    assert fillers[2:] == ["none"] and looped.forward_passes_per_step == 3.0
+    assert looped.extra["test_loops"] == {"in_distribution": 3, "ood": [4, 5, 6]}
+    for r in (coconut, pause, looped):
+        assert set(r.extra["by_hops"]) == {1, 2, 3} and set(r.extra["ood_by_hops"]) == {4, 5, 6}
+
+
+def test_a_looped_model_refuses_zero_loops_and_an_injected_one_its_flat_block_list():
+    model = InjectedLoopedGPT(pointer_model_config(PointerSpec(n_nodes=6, max_hops=3)), 3)
+    with pytest.raises(ValueError, match="n_loops"):
+        model.n_loops = 0
+    assert model.n_loops == 3
+    with pytest.raises(ValueError, match="adds its input back"):
+        model.blocks_to_run()

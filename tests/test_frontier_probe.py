@@ -76,6 +76,11 @@ def test_the_thought_vectors_are_the_vectors_the_dense_arm_feeds_its_slots(batch
         rows = (batch.depths > k).nonzero(as_tuple=True)[0]
         deep_enough = (batch.depths[batch.depths >= k] > k).nonzero(as_tuple=True)[0]
         assert torch.allclose(thoughts[k][deep_enough], fed[rows, start + k], atol=1e-5)
+    final = unrolled_forward(model, batch.tokens, SPEC.dense_id, depth).logits
+    for k in range(1, 6):  # thought d is the state that predicts the answer: its logits are the answer's
+        rows = (batch.depths == k).nonzero(as_tuple=True)[0]
+        mine = (batch.depths[batch.depths >= k] == k).nonzero(as_tuple=True)[0]
+        assert torch.allclose(model.unembed(thoughts[k][mine][:, None])[:, 0], final[rows, batch.answer_pos[rows] - 1], atol=1e-4)
     probe = frontier_probe(model, batch, "embedding")
     assert set(probe) == {1, 2, 3, 4, 5} and set(probe[1]) == set(GROUPS)
     with pytest.raises(ValueError, match="readout"):

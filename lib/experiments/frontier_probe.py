@@ -73,6 +73,10 @@ def group_means(scores: Float[Tensor, "batch n_labels"], groups: Int[Tensor, "ba
 
 def standardise(scores: Float[Tensor, "batch n_labels"], used: Tensor) -> Float[Tensor, "batch n_labels"]:
     """Each row's scores minus their mean over the row's used labels, over their standard deviation."""
+    checks.check_tensor(scores, "scores", ndim=2, dtype="float")
+    checks.check_tensor(used, "used", ndim=2)
+    if used.shape != scores.shape:
+        raise ValueError(f"used {tuple(used.shape)} must have the shape of scores {tuple(scores.shape)}")
     w = used.float()
     n = w.sum(dim=1, keepdim=True).clamp(min=1)
     mean = (scores * w).sum(dim=1, keepdim=True) / n
@@ -89,6 +93,7 @@ def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d
     from lib.methods.dense import unrolled_forward
 
     checks.check_type(batch, "batch", GraphBatch)
+    checks.check_module(model)
     if batch.filler != "dense":
         raise ValueError(f"batch must be laid out with dense fillers, got {batch.filler!r}")
     spec = batch.spec
@@ -112,6 +117,8 @@ def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d
 @torch.no_grad()
 def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
     """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``."""
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_module(model)
     checks.check_choice(readout, "readout", READOUTS)
     spec = batch.spec
     out = {}

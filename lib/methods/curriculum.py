@@ -1,5 +1,6 @@
 """A curriculum from written steps to latent ones (Coconut, Hao et al. 2024), and the same
-schedule with pause tokens: the control that matched it in "The Curriculum Is the Mechanism" (2026).
+schedule with pause tokens: the control that matched it on ProsQA (Coconut's own ablation, and
+beyond the trained depth in "The Curriculum Is the Mechanism", 2026).
 
 Coconut does not train continuous thoughts from scratch. It starts from chain of thought (every
 intermediate step written as a supervised token) and, stage by stage, replaces the first ``k``
@@ -11,6 +12,8 @@ At stage ``k`` the first ``min(k, h - 1)`` slots are latent and the rest hold th
 pointers, supervised. The last stage has every slot latent: the layout the dense arm trains on
 from the start. ``pause_curriculum`` runs the same schedule with pause tokens as the latent
 slots (nothing fed back): if it matches ``coconut``, the schedule, not the fed-back vector, did the work.
+That comparison needs a model that can do several hops within one pass: in a 1-layer model a
+pause slot cannot hold a hop, so there the control fails whatever the schedule.
 
 Here the stages share one optimizer and one learning-rate schedule and split the training steps
 equally (Coconut restarts the optimizer at each stage; with a cosine schedule over the whole run
@@ -63,6 +66,7 @@ def staged_chain(batch: PointerBatch, latent_slots: int, latent: Latent = "dense
 def latent_depth(tokens: Int[Tensor, "batch pos"], dense_id: int) -> int:
     """Passes an exact unrolled forward needs: the most dense tokens in a row."""
     checks.check_tensor(tokens, "tokens", ndim=2, dtype="int")
+    checks.check_int(dense_id, "dense_id", min=0)
     return int((tokens == dense_id).sum(dim=1).max()) if tokens.numel() else 0
 
 

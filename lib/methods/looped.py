@@ -27,6 +27,14 @@ class LoopedGPT(GPT):
         super().__init__(cfg)
         self.n_loops = n_loops
 
+    @property
+    def n_loops(self) -> int:
+        return self._n_loops
+
+    @n_loops.setter
+    def n_loops(self, value: int) -> None:
+        self._n_loops = checks.check_int(value, "n_loops", min=1)  # 0 loops would run no block at all, silently
+
     def blocks_to_run(self) -> list[nn.Module]:
         return list(self.blocks) * self.n_loops
 
@@ -41,10 +49,16 @@ class LoopedGPT(GPT):
 
 class InjectedLoopedGPT(LoopedGPT):
     """A looped model that adds the input embeddings (tokens and positions) back into the residual
-    stream before every loop after the first ("input injection", as in Saunshi et al. 2025 and
-    Fan et al. 2025): each loop re-reads the question, so a loop can act as one more step of the
-    same computation, and the model may be run with more loops at test than it was trained with
-    (:attr:`n_loops` is a plain attribute; :func:`with_loops` sets it for a while)."""
+    stream before every loop after the first ("input injection", as in Yang et al. 2023 and Fan et
+    al. 2025): each loop re-reads the question, so a loop can act as one more step of the same
+    computation, and the model may be run with more loops at test than it was trained with
+    (:func:`with_loops` sets :attr:`n_loops` for a while)."""
+
+    def blocks_to_run(self) -> list[nn.Module]:
+        # a flat list of blocks would drop the injection between loops: code that walks it would
+        # compute another model
+        raise ValueError("an InjectedLoopedGPT adds its input back between loops: call the model itself, "
+                         "not its blocks in a row")
 
     def _run(self, tokens, input_embeds, return_type, targets, kv_cache, batch: int, pos: int, offset: int):
         tok = self.embed(tokens) if input_embeds is None else input_embeds

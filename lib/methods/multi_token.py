@@ -81,7 +81,7 @@ def heads_loss(head_logits: list[Float[Tensor, "batch pos d_vocab"]], targets: I
     losses = []
     for i, logits in enumerate(head_logits):
         ahead = torch.full_like(targets, -100)
-        ahead[:, : targets.shape[1] - i] = targets[:, i:]
+        ahead[:, : max(targets.shape[1] - i, 0)] = targets[:, i:]  # a head further ahead than the rows are long scores nothing
         if (ahead != -100).any():
             losses.append(F.cross_entropy(logits.flatten(0, 1), ahead.flatten().to(logits.device), ignore_index=-100))
     if not losses:

@@ -198,6 +198,10 @@ class GraphBatch:
 def parent_table(edges: Int[Tensor, "batch n_edges 2"], n_labels: int, none_id: int) -> Int[Tensor, "batch n_labels"]:
     """Entry ``i`` of each row: the source of the edge into node ``i``, ``none_id`` where there is none."""
     checks.check_tensor(edges, "edges", ndim=3, dtype="int")
+    checks.check_int(n_labels, "n_labels", min=1)
+    checks.check_int(none_id, "none_id", min=0)
+    if edges.numel() and int(edges.max()) >= n_labels:
+        raise ValueError(f"edges must name nodes below n_labels = {n_labels}, got {int(edges.max())}")
     table = torch.full((edges.shape[0], n_labels), none_id, dtype=torch.long, device=edges.device)
     return table.scatter(1, edges[..., 1], edges[..., 0])
 
@@ -214,6 +218,12 @@ def child_table(edges: Int[Tensor, "batch n_edges 2"], n_labels: int, width: int
     """Slots ``i * width .. i * width + width - 1`` of each row: the targets of node ``i``'s edges,
     in a random order when ``generator`` is given (else in the order listed), ``none_id`` after them."""
     checks.check_tensor(edges, "edges", ndim=3, dtype="int")
+    checks.check_int(n_labels, "n_labels", min=1)
+    checks.check_int(width, "width", min=1)
+    checks.check_int(none_id, "none_id", min=0)
+    checks.check_type(generator, "generator", torch.Generator, allow_none=True)
+    if edges.numel() and int(edges.max()) >= n_labels:
+        raise ValueError(f"edges must name nodes below n_labels = {n_labels}, got {int(edges.max())}")
     B, E = edges.shape[:2]
     source = edges[..., 0]
     if generator is not None:

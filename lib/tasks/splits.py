@@ -138,7 +138,8 @@ def _batches(items, name: str) -> Iterable:
     if isinstance(items, (PointerBatch, PathStarBatch)) or callable(getattr(items, "canonical_rows", None)):
         return [items]
     if isinstance(items, (str, bytes, Tensor)) or not isinstance(items, Iterable):
-        raise TypeError(f"{name} must be a PointerBatch, a PathStarBatch or an iterable of them, got {type(items).__name__}")
+        raise TypeError(f"{name} must be a batch (PointerBatch, PathStarBatch or one with canonical_rows()) or an "
+                        f"iterable of them, got {type(items).__name__}")
     return items
 
 

@@ -4,8 +4,9 @@ than any training question asked, on the same unseen tables (``ood_value``).
 
 How deep each arm may think out of distribution: dense tokens get ``h - 1`` of them for ``h`` hops
 and are unrolled exactly (one pass per dense token), as deep as the question needs; pause tokens
-get ``h - 1`` pauses; the looped block keeps its 3 passes (its depth is fixed by its weights);
-the others answer in one pass. One run function per family of arms, each ``(method, seed, size,
+get ``h - 1`` pauses; the looped block keeps its 3 passes (its depth is fixed by its weights),
+while the looped block with input injection runs ``h`` loops on the deeper questions (3 in
+distribution, as trained); the others answer in one pass. One run function per family of arms, each ``(method, seed, size,
 device, lr) -> CellResult``; :mod:`.registry` says which arm uses which."""
 
 from __future__ import annotations
