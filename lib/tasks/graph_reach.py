@@ -62,10 +62,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from lib.core import checks
+from lib.tasks.pointer_task import FILLERS  # the same three filler layouts as pointer chasing
 from lib.tasks.splits import check_split, draw_in_split
 
 GRAPH_DOMAIN = "graph-reach"  # the hash key of graphs (independent of the other tasks' splits)
-FILLERS: tuple[str, ...] = ("none", "pause", "dense")
 
 
 @dataclass(frozen=True)
@@ -174,16 +174,6 @@ class GraphBatch:
     useful: Tensor  # [batch, pos] bool: the d - 1 filler slots after s
     spec: GraphSpec
     filler: str
-
-    @property
-    def hops(self) -> Tensor:
-        """The depth, under the name pointer-chasing code reads."""
-        return self.depths
-
-    @property
-    def start_pos(self) -> Tensor:
-        """Where ``s`` sits, the last question token: the filler slots follow it, as they follow x in pointer chasing."""
-        return torch.full_like(self.depths, self.spec.question_pos + 3)
 
     def to(self, device: torch.device | str) -> "GraphBatch":
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
