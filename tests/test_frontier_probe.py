@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lib.core.model import GPT
-from lib.experiments.frontier_probe import GROUPS, frontier_probe, group_means, node_groups, thought_vectors
+from lib.experiments.frontier_probe import GROUPS, frontier_probe, group_means, node_groups, probe_groups, thought_vectors
 from lib.methods.dense import unrolled_forward
 from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
 
@@ -87,3 +87,14 @@ def test_the_thought_vectors_are_the_vectors_the_dense_arm_feeds_its_slots(batch
         frontier_probe(model, batch, "attention")
     with pytest.raises(ValueError, match="dense"):
         thought_vectors(model, sample_graph_batch(SPEC, 4, torch.Generator().manual_seed(1), "test", "none"))
+
+
+def test_the_candidates_are_left_out_of_every_group(batch):
+    for k in (1, 2, 4):
+        plain, probed = node_groups(batch, k), probe_groups(batch, k)
+        rows = torch.arange(len(batch.tokens))[:, None]
+        assert (probed[rows, batch.candidates] == -1).all()
+        assert (plain[rows, batch.candidates] >= 0).all()  # they are used nodes: only the probe leaves them out
+        keep = torch.ones_like(plain, dtype=torch.bool)
+        keep[rows, batch.candidates] = False
+        assert torch.equal(probed[keep], plain[keep])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lib.tasks.graph_reach import (
-    GraphSpec, answer_accuracy, child_table, graph_eval_sets, parent_table, sample_graph_batch,
+    GraphSpec, answer_accuracy, child_table, frontier_questions, graph_eval_sets, parent_table, sample_graph_batch,
 )
 from lib.tasks.splits import split_overlap
 
@@ -57,6 +57,27 @@ def test_every_question_has_one_reachable_candidate_at_its_depth(layout):
         # the path walks edges from s to the answer
         path = [s] + b.path[i, : int(b.depths[i])].tolist()
         assert all((u, v) in edges for u, v in zip(path, path[1:])) and path[-1] == a
+
+
+@pytest.mark.parametrize("filler", ["none", "pause", "dense"])
+def test_a_frontier_question_names_a_node_exactly_its_depth_from_the_start(filler):
+    b = sample_graph_batch(SPEC, 120, torch.Generator().manual_seed(3), "train", filler, (1, 2, 3, 4, 5))
+    before = (b.tokens.clone(), b.targets.clone())
+    tokens, targets = frontier_questions(b, torch.Generator().manual_seed(4))
+    assert torch.equal(b.tokens, before[0]) and torch.equal(b.targets, before[1])  # the batch is not changed
+    q = SPEC.question_pos
+    assert (tokens[:, q + 1 : q + 3] == SPEC.none_id).all()  # no candidates left to pick between
+    changed = (tokens != b.tokens).nonzero(as_tuple=True)[1]
+    assert set(changed.tolist()) <= {q + 1, q + 2} | set(b.answer_pos.tolist())
+    assert ((targets != -100).sum(dim=1) == 1).all()
+    picked = set()
+    for i in range(len(tokens)):
+        node = int(targets[i, b.answer_pos[i] - 1])
+        assert int(tokens[i, b.answer_pos[i]]) == node  # teacher-forced where the answer sits
+        edges = [tuple(e) for e in b.edges[i].tolist()]
+        assert _depth(edges, int(b.start[i]), node) == int(b.depths[i])
+        picked.add(int(node == int(b.levels_start[i, b.depths[i] - 1, 0])))
+    assert picked == {0, 1}  # both nodes of a frontier get asked
 
 
 def test_the_layout_puts_the_start_last_and_the_fillers_after_it():

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from lib.experiments.harness.parts import WARM_SELECTED
 from lib.experiments.harness import (
     ALL_METHODS,
     METHODS,
@@ -182,7 +183,8 @@ def test_bad_arguments():
         run_harness(SMALL, jobs=0)
     with pytest.raises(ValueError, match="task"):
         task_references("chess", SMALL)
-    assert set(TASKS) == {"shakespeare", "pointer", "path_star", "pointer_unseen", "path_star_unseen"} and "baseline" in METHODS
+    assert set(TASKS) == {"shakespeare", "pointer", "path_star", "pointer_unseen", "path_star_unseen", "graph_chain_unseen",
+                          "graph_reach_unseen"} and "baseline" in METHODS
     assert harness_jobs(("path_star",), ("baseline",)) == [("path_star", "baseline"), ("path_star", "reversed")]
     assert harness_jobs(("pointer",), None, references=False) == [("pointer", m) for m in TASK_METHODS["pointer"]]
 
@@ -206,7 +208,7 @@ def test_matched_widths():
 # and bookkeeping are tested here; what they learn at real sizes is the stored results' business.
 TINY = Size("tiny", (0,), (3e-3,), text_steps=2, text_batch=2, text_window=16, text_d_model=16, text_layers=2,
             text_every=8, text_val_windows=2, text_test_windows=2, pointer_steps=2, path_steps=2, eval_questions=8,
-            pointer_unseen_steps=2, path_unseen_steps=2)
+            pointer_unseen_steps=2, path_unseen_steps=2, graph_unseen_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +238,8 @@ def test_every_runner_returns_one_result_per_task_method_and_seed(tiny_results):
             assert r.ood_value is not None and 0 <= r.ood_value <= 1, (r.task, r.method)
             if r.task == "pointer_unseen":
                 assert set(r.extra["ood_by_hops"]) == {4, 5, 6}
+            if r.task.startswith("graph_"):  # depths: 1-3 trained, 4-5 deeper
+                assert set(r.extra["by_hops"]) == {1, 2, 3} and set(r.extra["ood_by_hops"]) == {4, 5}
         else:
             assert r.ood_value is None
 
@@ -345,7 +349,9 @@ def test_the_new_methods_leave_the_original_comparison_alone():
     assert METHODS == ("baseline", "pause", "dense", "looped", "deeper", "pause_deeper", "encdec", "planning",
                        "planning_scored", "thoughts")  # notebook 08 runs exactly these
     assert ALL_METHODS[: len(METHODS) + len(NEW_METHODS)] == METHODS + NEW_METHODS
-    assert set(NEW_METHODS) <= set(TASK_METHODS["pointer"])
+    assert set(NEW_METHODS) - set(WARM_SELECTED) <= set(TASK_METHODS["pointer"])
+    # the warmed selection runs on text only: on pointer chasing lam cannot change the loss's gradient direction
+    assert set(WARM_SELECTED) <= set(TASK_METHODS["shakespeare"]) and not set(WARM_SELECTED) & set(TASK_METHODS["pointer"])
     assert "dense_adaptive" not in TASK_METHODS["shakespeare"] and "dense_selected" in TASK_METHODS["shakespeare"]
     assert not set(NEW_METHODS) & set(TASK_METHODS["path_star"])
     with pytest.raises(ValueError, match="does not apply"):
@@ -369,6 +375,12 @@ def test_new_runners_match_parameters_and_count_their_passes(tiny_results):
         assert cells["dense_thoughts"].forward_passes_per_step == 2.5
         assert cells["dense_thoughts"].extra["test_thoughts_per_row"] <= THOUGHT_BUDGET
         assert all(r["inserted"] == r["kept"] + r["dropped"] for r in cells["dense_thoughts"].extra["rounds"])
+    text = {r.method: r for r in tiny_results if r.task == "shakespeare" and r.seed == 0}
+    for m in WARM_SELECTED:
+        info = text[m].extra
+        assert info["warmup_steps"] == int(0.25 * TINY.text_steps) and info["probe_windows"] == 256
+        assert -1 <= info["probe_rank_corr_with_end"]["start"] <= 1
+    assert text["selected_warm_random"].forward_passes_per_step == 3
     adaptive = {r.method: r for r in tiny_results if r.task == "pointer"}["dense_adaptive"]
     assert set(adaptive.extra["dense_by_hops"]) == {1, 2, 3} and all(0 <= d <= 2 for d in adaptive.extra["dense_by_hops"].values())
     assert 1 <= adaptive.extra["passes_per_question"] <= 3

@@ -2,6 +2,8 @@
 
 import math
 
+import torch
+
 import pytest
 
 from lib.core.stats import check_values, compare, compare_table, holm, mean_and_spread, rank_test_p, verdict
@@ -87,3 +89,19 @@ def test_compare_and_table():
     table = compare_table({"baseline": [1, 2, 3], "a": [4, 5, 6], "b": [7, 8, 9]}, "baseline", True, 0.0)
     assert set(table) == {"a", "b"} and table["a"]["p_holm"] == pytest.approx(0.2)
     assert check_values((1, 2.5)) == [1.0, 2.5] and not math.isnan(check_values([0])[0])
+
+
+def test_rank_correlation_reads_orderings_not_values():
+    from lib.core.stats import rank_correlation
+
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 400]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 2, 3, 4], [5, 5, 5, 5]) == 0.0  # a constant predicts no order
+    assert rank_correlation([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)  # ties share their mean rank
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2000, generator=gen).tolist(), torch.rand(2000, generator=gen).tolist()
+    assert abs(rank_correlation(a, b)) < 0.06  # independent draws: near 0
+    with pytest.raises(ValueError, match="equally long"):
+        rank_correlation([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="a needs at least 2"):
+        rank_correlation([1], [1])

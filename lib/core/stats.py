@@ -180,5 +180,33 @@ def compare_table(
     return rows
 
 
+def _ranks(v: list[float]) -> list[float]:
+    """Ranks 1..n, tied values sharing their mean rank."""
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def rank_correlation(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties share their mean rank); 0
+    when either is constant, since then no ordering is predicted."""
+    x, y = check_values(a, "a", min_len=2), check_values(b, "b", min_len=2)
+    if len(x) != len(y):
+        raise ValueError(f"a and b must be equally long, got {len(x)} and {len(y)}")
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((p - mx) * (q - my) for p, q in zip(rx, ry))
+    sxx, syy = sum((p - mx) ** 2 for p in rx), sum((q - my) ** 2 for q in ry)
+    return 0.0 if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)
+
+
 __all__ = ["VERDICTS", "Comparison", "check_values", "compare", "compare_table", "holm", "mean_and_spread",
-           "rank_test_p", "verdict"]
+           "rank_correlation", "rank_test_p", "verdict"]

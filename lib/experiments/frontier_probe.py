@@ -16,6 +16,10 @@ had ``d`` passes. Two read-outs score a node ``v`` from a thought ``h``: the **l
 product** ``h . W_E[v]`` (how much of ``v``'s input direction the vector carries). Each row's
 scores are standardised over the graph's nodes before they are grouped, so rows and steps compare.
 
+The two candidates belong to no group in :func:`frontier_probe`: a trained model's read-out favours
+both at every position (the answer is one of them, so it learns to copy them), which would lift
+"reachable later" and "unreachable" at every step for a reason that has nothing to do with search.
+
 If a thought holds the frontier *in superposition* (Zhu et al. 2025), the frontier group scores
 above every other group at every ``k``; if it holds one node (a path being followed), the
 frontier's mean is diluted by its other member, and "reachable later" holds the rest of the path.
@@ -51,6 +55,14 @@ def node_groups(batch: GraphBatch, k: int) -> Int[Tensor, "batch n_labels"]:
         groups[rows, levels[:, k - 1]] = GROUPS.index("frontier")
     groups[rows, torch.cat([batch.other_root.cpu()[:, None], batch.levels_other.cpu().reshape(B, -1)], 1)] = \
         GROUPS.index("unreachable")
+    return groups
+
+
+def probe_groups(batch: GraphBatch, k: int) -> Int[Tensor, "batch n_labels"]:
+    """:func:`node_groups` with the two candidates left out (-1): the read-out of a trained model
+    favours them at every position, whatever the search has reached."""
+    groups = node_groups(batch, k)
+    groups[torch.arange(groups.shape[0])[:, None], batch.candidates.cpu()] = -1
     return groups
 
 
@@ -116,7 +128,8 @@ def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d
 
 @torch.no_grad()
 def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
-    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``."""
+    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``,
+    over every node the row's graph uses except its two candidates."""
     checks.check_type(batch, "batch", GraphBatch)
     checks.check_module(model)
     checks.check_choice(readout, "readout", READOUTS)
@@ -128,7 +141,7 @@ def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dic
             scores = model.unembed(vecs[:, None])[:, 0, : spec.n_labels]
         else:
             scores = vecs @ model.embed.W_E[: spec.n_labels].T
-        groups = node_groups(_rows(batch, rows), k)
+        groups = probe_groups(_rows(batch, rows), k)
         out[k] = group_means(standardise(scores.cpu(), groups >= 0), groups)
     return out
 
@@ -138,4 +151,5 @@ def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "frontier_probe", "group_means", "node_groups", "standardise", "thought_vectors"]
+__all__ = ["GROUPS", "READOUTS", "frontier_probe", "group_means", "node_groups", "probe_groups", "standardise",
+           "thought_vectors"]

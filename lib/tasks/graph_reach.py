@@ -21,9 +21,28 @@ What was measured while choosing the layout (answer accuracy on unseen graphs, d
 two-candidate plateau (loss ln 2) for 3,000 steps with 1 or 2 layers; this child table with 1
 layer stayed at chance for 2,000 steps at 24 labels and reached 0.61 after 4,800 steps at 14
 labels (lr 1e-3). One answer token per question is little signal for learning a lookup over this
-many labels; pointer chasing at 8 nodes needs 600 steps, at 10 about 2,000. Making the task
-learnable on a CPU (denser supervision, fewer labels, or more steps than the notebooks can afford)
-is open.
+many labels; pointer chasing at 8 nodes needs 600 steps, at 10 about 2,000.
+
+Frontier questions (:func:`frontier_questions`: "name a node ``d`` steps from ``s``") break that
+plateau at depth 1 (same model, lr 3e-3, seed 0, not stored): trained on depth-1 questions only,
+half of them frontier questions, it answers the two-candidate question at 1.000 after 600 steps
+with 14 labels and 0.994 after 1,200 with 24 (chance up to step 800). Deeper questions are where
+the width matters. Trained on depths 1-3 with one depth-1 frontier question per two reach
+questions for 3,000 steps, the 1-layer dense arm:
+
+- at ``width=1`` (each frontier one node: two chains, pointer chasing in disguise) answers every
+  trained depth at 1.000 and the deeper, never trained depths 4 and 5 at 1.000 as well;
+- at ``width=2`` (each frontier two nodes) answers depth 1 at 1.000 but depths 2 and 3 at chance.
+
+So learning stalls where a thought must carry two nodes at once (the two runs differ in width,
+and so also in how many of the 24 labels a graph uses, 12 or 22; one seed each). Frontier
+questions at every trained depth, instead of depth 1 only, learned nothing in 3,000 steps; two
+layers instead of one reached only 0.68 at depth 1 in 3,000 steps. What did work at width 2 is a
+*depth curriculum*, which the harness's graph tasks therefore train with: depth 1 for the first
+third of the steps, depths 1-2 for the second, 1-3 for the last. After 4,500 steps the dense arm
+answered depth 1 at 1.000, depth 2 at 0.93 and depth 3 at 0.77, and the never-trained depths 4
+and 5 at 0.67 and 0.62; in a run of 7,500 steps, 1.000, 0.92 and 0.85, and 0.70 and 0.56 (one seed
+each, not stored).
 
 How a graph is built, and why this way: the graph has two components of the same shape. Each
 has a root and ``levels`` levels of ``width`` nodes; every node of level k + 1 has one parent,
@@ -347,6 +366,34 @@ def graph_eval_sets(spec: GraphSpec, n_per_depth: int, seed: int, filler: str = 
             for i, (name, (split, depths)) in enumerate(plan.items())}
 
 
+# --------------------------------------------------------------------------- frontier questions
+def frontier_questions(batch: GraphBatch, generator: torch.Generator) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """The same rows asking "name a node ``d`` steps from ``s``": both candidates blanked to
+    ``NONE``, and as the target (at the answer's place) one node of the row's frontier at its
+    depth, drawn at random. Returns ``(tokens, targets)``; the batch is not changed.
+
+    Why training may need them: with only the two-candidate question a 1-layer model sat at chance
+    (loss ln 2) for thousands of steps, since following an edge out of ``s`` pays off only once it
+    is combined with the candidates. Asked to name a child of ``s``, a model learns the lookup from
+    the answer itself. A target drawn from the frontier's ``width`` nodes is best met by spreading
+    the answer over all of them, so these rows *ask* for the frontier in the output; a probe must
+    look where they give no target (the thoughts before the last).
+    """
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_type(generator, "generator", torch.Generator)
+    spec, B = batch.spec, batch.tokens.shape[0]
+    q = spec.question_pos
+    tokens = batch.tokens.clone()
+    tokens[:, q + 1 : q + 3] = spec.none_id
+    pick = torch.randint(0, spec.width, (B, 1), generator=generator).to(batch.tokens.device)
+    rows = torch.arange(B, device=batch.tokens.device)
+    node = batch.levels_start[rows, batch.depths - 1].gather(1, pick)[:, 0]
+    tokens[rows, batch.answer_pos] = node  # the answer's own slot, as a question's answer sits there
+    targets = torch.full_like(batch.targets, -100)
+    targets[rows, batch.answer_pos - 1] = node
+    return tokens, targets
+
+
 # --------------------------------------------------------------------------- reading answers
 def answer_logits(logits: Float[Tensor, "batch pos d_vocab"], batch: GraphBatch) -> Float[Tensor, "batch d_vocab"]:
     """The logits that predict each row's answer (at ``answer_pos - 1``)."""
@@ -387,4 +434,4 @@ def graph_model_config(spec: GraphSpec, d_model: int = 64, n_layers: int = 1, n_
 
 
 __all__ = ["FILLERS", "GRAPH_DOMAIN", "GraphBatch", "GraphSpec", "answer_accuracy", "answer_logits",
-           "chosen_candidates", "graph_eval_sets", "child_table", "graph_model_config", "parent_table", "sample_graph_batch"]
+           "chosen_candidates", "frontier_questions", "graph_eval_sets", "child_table", "graph_model_config", "parent_table", "sample_graph_batch"]

@@ -9,7 +9,12 @@ Tasks (each run gives one number, measured on a *test* split no choice was made 
 - ``shakespeare``: Tiny Shakespeare, nats per character on the second half of the held-out text
   (the first half is the validation split the learning rate is chosen on); lower is better;
 - ``pointer``: multi-hop pointer chasing (notebook 05), answer accuracy averaged over 1-3 hops;
-- ``path_star``: the path-star graph task (notebook 07), whole-path accuracy in forward order.
+- ``path_star``: the path-star graph task (notebook 07), whole-path accuracy in forward order;
+- ``pointer_unseen`` and ``path_star_unseen``: the same two tasks on tables and graphs no training
+  question used, with a deeper (or longer-armed) out-of-distribution column;
+- ``graph_chain_unseen`` and ``graph_reach_unseen``: graph reachability on unseen graphs (which of
+  two candidates the start node reaches), with one or two nodes per search frontier
+  (:mod:`.graph_reach`); baseline, pause and dense tokens, depths 1-3 trained and 4-5 deeper.
 
 Methods (not every method applies to every task: :data:`TASK_METHODS`):
 ``baseline``; ``pause`` (fixed filler tokens, no vector); ``dense`` (the same places fed the

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import path_star, path_star_unseen, pointer, pointer_unseen, text
-from .parts import SELECTED
+from . import graph_reach, path_star, path_star_unseen, pointer, pointer_unseen, text
+from .parts import SELECTED, WARM_SELECTED
 from .spec import CellResult, Size, TaskInfo
 
 RunFn = Callable[[str, int, Size, object, float], CellResult]  # (method, seed, size, device, lr)
@@ -66,12 +66,26 @@ def _path_star_check(cells: dict, refs: dict) -> tuple[bool, str]:
                 f"reversed {rev_text} (needs >= {refs['reversed_needed']})")
 
 
+def _graph_check(cells: dict, refs: dict) -> tuple[bool, str]:
+    base = cells["baseline"]
+    one = base.get("one_hop")
+    ok = one is not None and one >= refs["one_hop_needed"] and base["mean"] > refs["best_shortcut"]
+    shown = "not measured" if one is None else f"{one:.3f}"
+    return ok, (f"baseline depth-1 accuracy {shown} (needs >= {refs['one_hop_needed']}), mean {base['mean']:.3f} "
+                f"(needs > {refs['best_shortcut']:.3f}, the best rule that does not search; chance 0.5)")
+
+
 def _text_gate(run: CellResult, refs: dict) -> bool:
     return run.value < refs["bigram"]  # a model that has not beaten counting pairs of tokens has not learned text
 
 
 def _pointer_gate(run: CellResult, refs: dict) -> bool:
     return run.extra["by_hops"][1] >= refs["one_hop_needed"]  # one hop is a lookup: an arm that misses it is undertrained
+
+
+def _graph_gate(run: CellResult, refs: dict) -> bool:
+    # one step is a lookup the frontier questions teach; a search must also beat every rule that does not search
+    return run.extra["by_hops"][1] >= refs["one_hop_needed"] and run.value > refs["best_shortcut"]
 
 
 def _path_star_gate(run: CellResult, refs: dict) -> bool:
@@ -89,6 +103,12 @@ TASK_REGISTRY: dict[str, Task] = {t.name: t for t in (
          pointer_unseen.unseen_references, _pointer_check, _pointer_gate, pointer_unseen.unseen_splits),
     Task("path_star_unseen", TaskInfo("path accuracy on unseen graphs (forward order)", True, 0.02),
          path_star_unseen.unseen_references, _path_star_check, _path_star_gate, path_star_unseen.unseen_splits),
+    Task("graph_chain_unseen", TaskInfo("accuracy on unseen graphs (one node per frontier), depths 1-3", True, 0.02),
+         graph_reach.graph_references("graph_chain_unseen"), _graph_check, _graph_gate,
+         graph_reach.graph_splits("graph_chain_unseen")),
+    Task("graph_reach_unseen", TaskInfo("accuracy on unseen graphs (two nodes per frontier), depths 1-3", True, 0.02),
+         graph_reach.graph_references("graph_reach_unseen"), _graph_check, _graph_gate,
+         graph_reach.graph_splits("graph_reach_unseen")),
 )}
 
 # The tasks whose test items no training item equals, by construction (lib.tasks.pointer_splits,
@@ -96,17 +116,23 @@ TASK_REGISTRY: dict[str, Task] = {t.name: t for t in (
 _UNSEEN_FILLER = {"pointer_unseen": pointer_unseen.run_filler}
 _UNSEEN_ENCDEC = {"pointer_unseen": pointer_unseen.run_encdec}
 _UNSEEN_SEQUENCE = {"path_star_unseen": path_star_unseen.run_sequence_model}
+_GRAPH_FILLER = {t: graph_reach.filler_runner(t) for t in graph_reach.TASKS}
 
 _SELECTED_LABEL = {"dense_selected": "windows selected (lam 1)", "dense_selected_l0": "windows selected (lam 0)",
-                   "dense_selected_l3": "windows selected (lam 3)", "dense_selected_random": "windows at random (lam 1)"}
+                   "dense_selected_l3": "windows selected (lam 3)", "dense_selected_random": "windows at random (lam 1)",
+                   "selected_warm": "windows selected (lam 1)", "selected_warm_l0": "windows selected (lam 0)",
+                   "selected_warm_l3": "windows selected (lam 3)", "selected_warm_random": "windows at random (lam 1)"}
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("baseline", "the baseline", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                     "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
+                                     "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE,
+                                    **_GRAPH_FILLER}),
     Arm("pause", "pause tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
+                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE,
+                                    **_GRAPH_FILLER}),
     Arm("dense", "dense tokens", {"shakespeare": text.run_language_model, "pointer": pointer.run_filler,
-                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE}),
+                                  "path_star": path_star.run_sequence_model, **_UNSEEN_FILLER, **_UNSEEN_SEQUENCE,
+                                    **_GRAPH_FILLER}),
     Arm("looped", "a looped block (3 passes, tied)", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
     Arm("deeper", "a deeper GPT (3 layers)", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
     Arm("pause_deeper", "pause tokens in the deeper GPT", {"pointer": pointer.run_filler, **_UNSEEN_FILLER}),
@@ -136,6 +162,8 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
                                                   "path_star": path_star.run_thoughts}),
     *(Arm(name, f"dense tokens at random places, {_SELECTED_LABEL[name]}",
           {"shakespeare": text.run_selected, "pointer": pointer.run_selected}, "open question") for name in SELECTED),
+    *(Arm(name, f"dense tokens at random places, {_SELECTED_LABEL[name]}, selected after a warm-up",
+          {"shakespeare": text.run_selected}, "open question") for name in WARM_SELECTED),
     Arm("dense_adaptive", "dense tokens the model emits itself", {"pointer": pointer.run_adaptive}, "open question"),
     Arm("dense_thoughts", "dense thoughts placed by episodes", {"shakespeare": text.run_thoughts,
                                                                  "pointer": pointer.run_thoughts}, "open question"),

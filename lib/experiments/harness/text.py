@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .parts import SELECT_POOL, SELECT_SPAN, SELECTED, selection_batches, selection_extra, thinker_eval_rank
+from .parts import (
+    PROBE_WINDOWS, SELECT_POOL, SELECT_SPAN, SELECT_WARMUP, SELECTED, WARM_SELECTED, probe_information, selection_batches,
+    selection_extra, thinker_eval_rank,
+)
 from .spec import PLANNING, THOUGHT_BUDGET, CellResult, Size
 
 
@@ -155,11 +158,13 @@ def run_thoughts(method: str, seed: int, size: Size, device, lr: float) -> CellR
 def run_selected(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
     """``dense_selected*``: dense tokens at random places, the windows kept where one pass of
     candidate vectors helped most (or at random), trained with cross-entropy + lam x the
-    dense-token loss; scored as the dense arm is (fillers every ``text_every`` tokens, exact)."""
+    dense-token loss; scored as the dense arm is (fillers every ``text_every`` tokens, exact).
+    ``selected_warm*``: the same, the selection starting after :data:`SELECT_WARMUP` of the steps,
+    with a probe of fixed windows that says whether the scores carry information."""
     from lib.core.model import GPT
     from lib.core.training import lm_batch_fn, train
     from lib.experiments.text_runs import evaluate_text_nll
-    from lib.methods.dense_selection import dense_targets, insert_random_dense, selected_dense_loss
+    from lib.methods.dense_selection import dense_targets, insert_random_dense, selected_dense_loss, selection_gains
     from lib.methods.encdec import gpt_matched_params
 
     t = _setup(size)
@@ -167,25 +172,36 @@ def run_selected(method: str, seed: int, size: Size, device, lr: float) -> CellR
     specials = (dense_id, t.tokenizer.thought_id)
     torch.manual_seed(seed)
     model = GPT(gpt_matched_params(text_encdec_config(size))).to(device)
-    lam, mode = SELECTED[method]
+    warm = method in WARM_SELECTED
+    lam, mode = WARM_SELECTED[method] if warm else SELECTED[method]
     n_dense = (size.text_window - 1) // size.text_every  # as many as the dense arm's fixed fillers
     windows = lm_batch_fn(t.corpus.train, SELECT_POOL * size.text_batch, size.text_window, seed=seed, device=device)
     places = torch.Generator().manual_seed(seed + 5000)
 
-    def draw(step):
-        w = windows(step)
+    def with_dense(w, generator):
         tokens, lengths = insert_random_dense(w, torch.full((w.shape[0],), w.shape[1], device=device), n_dense,
-                                              dense_id, t.tokenizer.eot_id, places)
+                                              dense_id, t.tokenizer.eot_id, generator)
         return tokens, dense_targets(tokens, lengths, dense_id)
 
+    warmup, probe = 0, None
+    if warm:
+        warmup = int(SELECT_WARMUP * size.text_steps)
+        # fixed training windows with their own generators, so the training stream is the unwarmed arms' stream
+        probe_windows = lm_batch_fn(t.corpus.train, PROBE_WINDOWS, size.text_window, seed=seed + 10_000, device=device)(0)
+        probe = with_dense(probe_windows, torch.Generator().manual_seed(seed + 6000))
     log: dict = {"gain_all": [], "gain_kept": []}
     depth = 2  # as the dense arm trains
-    train(model, selection_batches(draw, size.text_batch, mode, model, dense_id, log), _train_config(size, lr),
+    train(model, selection_batches(lambda step: with_dense(windows(step), places), size.text_batch, mode, model, dense_id,
+                                   log, warmup, probe), _train_config(size, lr),
           loss_fn=lambda m, b: selected_dense_loss(m, b[0], b[1], dense_id, depth, lam, SELECT_SPAN, specials)[0])
     nll = {split: evaluate_text_nll(model, part.tokens, size.text_window, "dense", size.text_every, dense_id, specials,
                                     max_windows=t.n_windows[split]) for split, part in t.splits.items()}
-    passes = 1.0 + depth + (2.0 * SELECT_POOL if mode == "top" else 0.0)
-    return _finish(t, method, seed, lr, nll, model, passes, selection_extra(log, lam, mode))
+    selecting = 1.0 - warmup / size.text_steps  # the share of steps that score their candidates
+    passes = 1.0 + depth + (2.0 * SELECT_POOL * selecting if mode == "top" else 0.0)
+    extra = selection_extra(log, lam, mode)
+    if warm:
+        extra.update(probe_information(log, selection_gains(model, *probe, dense_id).tolist(), warmup))
+    return _finish(t, method, seed, lr, nll, model, passes, extra)
 
 
 def text_references(size: Size) -> dict:

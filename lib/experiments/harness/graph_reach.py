@@ -1,0 +1,195 @@
+"""Graph reachability on graphs no training question used (:mod:`lib.tasks.graph_reach`): of two
+candidates, which one can be reached from the start node. ``value`` is the answer accuracy on unseen
+test graphs over the trained depths 1-3, ``ood_value`` over the deeper 4-5 on the same unseen graphs.
+
+Two tasks share this module, alike but for one number, the width of a search frontier:
+
+- ``graph_chain_unseen`` (``width=1``): every node has one child, so the nodes ``k`` steps from the
+  start are one node and a thought that carries one node suffices (pointer chasing in disguise);
+- ``graph_reach_unseen`` (``width=2``): ``k`` steps from the start are two nodes; a thought that
+  follows the search forward must carry both at once.
+
+Every arm trains on the same stream: per step ``BATCH`` reach questions and ``FRONTIER_BATCH``
+depth-1 frontier questions ("name a child of the start",
+:func:`lib.tasks.graph_reach.frontier_questions`), which teach the edge lookup the reach question
+alone leaves at chance for thousands of steps. The reach questions follow a *depth curriculum*
+(:func:`curriculum_depths`): depth 1 for the first third of the steps, 1-2 for the second, 1-3
+for the last. Without it the 1-layer dense arm learned every depth when a frontier is one node and
+only depth 1 when it is two (3,000 steps); with it, at two nodes, depth 2 reached 0.93 and depth
+3 0.77 after 4,500 steps (one seed each, not stored; :mod:`lib.tasks.graph_reach` has the
+measurements). It is not Coconut's curriculum (written steps replaced by thoughts): every arm
+gets it, as it gets the frontier questions. Dense tokens get ``d - 1`` slots for depth ``d``
+and are unrolled exactly (as deep as the question needs, out of distribution too); pause tokens
+get ``d - 1`` pauses. Accuracy per depth is stored under ``by_hops`` / ``ood_by_hops`` (depth plays
+the part of the hop count; the harness's 1-step gate reads depth 1)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .spec import CellResult, Size
+
+TASKS: dict[str, int] = {"graph_chain_unseen": 1, "graph_reach_unseen": 2}  # task -> frontier width
+FILLER = {"baseline": "none", "pause": "pause", "dense": "dense"}
+BATCH = 64
+FRONTIER_BATCH = 32
+QUESTION_SEED = 4321  # the fixed evaluation questions (lib.tasks.graph_reach.graph_eval_sets)
+
+
+def graph_task(task: str):
+    """The :class:`~lib.tasks.graph_reach.GraphSpec` of ``task``: 24 labels, 5 levels, depths 1-3 trained."""
+    from lib.tasks.graph_reach import GraphSpec
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
+    return GraphSpec(n_labels=24, levels=5, width=TASKS[task], train_depth=3)
+
+
+def curriculum_depths(step: int, steps: int, train_depth: int) -> tuple[int, ...]:
+    """The depths the reach questions of ``step`` are drawn from: the run's ``steps`` in
+    ``train_depth`` equal stages, stage ``k`` asking depths 1..``k`` (the last stage every trained depth)."""
+    stage = max(1, steps // train_depth)
+    return tuple(range(1, min(train_depth, 1 + step // stage) + 1))
+
+
+def _draw_step(spec, filler: str, generator: torch.Generator, step: int, steps: int):
+    """One step's questions, drawn in a fixed order from ``generator``: ``(reach batch, frontier
+    batch, frontier tokens, frontier targets)`` (the layout does not change what is drawn)."""
+    from lib.tasks.graph_reach import frontier_questions, sample_graph_batch
+
+    reach = sample_graph_batch(spec, BATCH, generator, "train", filler, curriculum_depths(step, steps, spec.train_depth))
+    frontier = sample_graph_batch(spec, FRONTIER_BATCH, generator, "train", filler, 1)
+    return (reach, frontier, *frontier_questions(frontier, generator))
+
+
+def training_stream(spec, filler: str, generator: torch.Generator, steps: int, device="cpu"):
+    """``step -> (tokens, targets)`` for a run of ``steps``: ``BATCH`` reach questions, their depths
+    under :func:`curriculum_depths`, then ``FRONTIER_BATCH`` depth-1 frontier questions, all on
+    training graphs, laid out with ``filler``."""
+    from lib.core import checks
+    from lib.tasks.graph_reach import FILLERS, GraphSpec
+
+    checks.check_type(spec, "spec", GraphSpec)
+    checks.check_choice(filler, "filler", FILLERS)
+    checks.check_type(generator, "generator", torch.Generator)
+    checks.check_int(steps, "steps", min=1)
+
+    def batch_fn(step: int):
+        reach, _, tokens, targets = _draw_step(spec, filler, generator, step, steps)
+        return torch.cat([reach.tokens, tokens]).to(device), torch.cat([reach.targets, targets]).to(device)
+
+    return batch_fn
+
+
+def graph_logits(model, tokens, dense_id: int):
+    """The plain forward, or the exact dense forward (one pass per dense token of the longest row)."""
+    from lib.methods.dense import unrolled_forward
+
+    depth = int((tokens == dense_id).sum(dim=1).max())
+    return unrolled_forward(model, tokens, dense_id, depth).logits if depth else model(tokens)
+
+
+@torch.no_grad()
+def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu") -> dict[str, dict[int, float]]:
+    """Per split ("val", "test", "test_ood") and depth: answer accuracy on the fixed questions."""
+    from lib.core import checks
+    from lib.tasks.graph_reach import answer_accuracy, graph_eval_sets
+
+    checks.check_module(model)
+    sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, filler)  # checks spec, n_per_depth and filler
+    with checks.eval_mode(model):
+        return {split: {d: answer_accuracy(graph_logits(model, b.tokens.to(device), spec.dense_id), b)
+                        for d, b in by_depth.items()} for split, by_depth in sets.items()}
+
+
+def filler_runner(task: str):
+    """The run function of ``task`` for the 1-layer GPT with no filler, pause or dense tokens."""
+    graph_task(task)  # checks the name
+
+    def run(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
+        from lib.core.model import GPT
+        from lib.core.training import TrainConfig, train
+        from lib.tasks.graph_reach import graph_model_config
+
+        start = time.perf_counter()
+        spec, filler = graph_task(task), FILLER[method]
+        torch.manual_seed(seed)
+        model = GPT(graph_model_config(spec)).to(device)
+        gen = torch.Generator().manual_seed(seed)
+        steps = size.graph_unseen_steps
+        train(model, training_stream(spec, filler, gen, steps, device),
+              TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False),
+              loss_fn=lambda m, b: GPT.loss(graph_logits(m, b[0], spec.dense_id), targets=b[1]))
+        accuracy = graph_accuracy(model, spec, filler, size.eval_questions, device)
+        mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
+        extra = {"by_hops": accuracy["test"], "ood_by_hops": accuracy["test_ood"], "width": spec.width,
+                 "frontier_questions_per_step": FRONTIER_BATCH}
+        passes = 1.0 + (spec.train_depth - 1 if filler == "dense" else 0)
+        return CellResult(task, method, seed, float(lr), mean["test"], mean["val"], model.n_params(), passes,
+                          time.perf_counter() - start, extra, ood_value=mean["test_ood"])
+
+    run.__name__ = f"run_{task}"
+    return run
+
+
+def shortcut_choices(batch) -> dict[str, torch.Tensor]:
+    """The candidate each rule that does not search picks, per row: the one with more incoming
+    edges, the one with more outgoing edges (ties: the first listed), and the first listed."""
+    from lib.core import checks
+    from lib.tasks.graph_reach import GraphBatch
+
+    checks.check_type(batch, "batch", GraphBatch)
+    c, picks = batch.candidates, {}
+    for name, column in (("more incoming edges", 1), ("more outgoing edges", 0)):
+        ends = batch.edges[..., column]
+        degree = torch.stack([(ends == c[:, i : i + 1]).sum(1) for i in (0, 1)], dim=1)
+        picks[name] = torch.where(degree[:, 1] > degree[:, 0], c[:, 1], c[:, 0])
+    picks["first listed"] = c[:, 0]
+    return picks
+
+
+def shortcut_accuracy(spec, n_per_depth: int) -> dict[str, float]:
+    """Accuracy of :func:`shortcut_choices`'s rules on the test questions, every depth."""
+    from lib.tasks.graph_reach import graph_eval_sets
+
+    sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, "none")
+    batches = list(sets["test"].values()) + list(sets["test_ood"].values())
+    total = sum(len(b.answers) for b in batches)
+    hits: dict[str, int] = {}
+    for b in batches:
+        for name, pick in shortcut_choices(b).items():
+            hits[name] = hits.get(name, 0) + int((pick == b.answers).sum())
+    return {name: h / total for name, h in hits.items()}
+
+
+def graph_references(task: str):
+    def references(size: Size) -> dict:
+        spec = graph_task(task)
+        shortcuts = shortcut_accuracy(spec, size.eval_questions)
+        return {"chance": 0.5, "one_hop_needed": 0.9, "shortcuts": shortcuts, "best_shortcut": max(shortcuts.values()),
+                "train_depths": list(spec.id_depths), "ood_depths": list(spec.ood_depths), "width": spec.width}
+
+    return references
+
+
+def graph_splits(task: str):
+    def splits(size: Size, seeds: tuple[int, ...]) -> dict:
+        """The measured overlap between every reported seed's training graphs (reach and frontier
+        questions) and the evaluation graphs: 0 by construction, counted anyway."""
+        from lib.tasks.graph_reach import graph_eval_sets
+        from lib.tasks.splits import split_overlap
+
+        spec = graph_task(task)
+
+        def streams():  # each seed's training graphs, drawn exactly as its runs draw them
+            for s in seeds:
+                gen = torch.Generator().manual_seed(s)
+                for step in range(size.graph_unseen_steps):
+                    yield from _draw_step(spec, "none", gen, step, size.graph_unseen_steps)[:2]
+
+        sets = graph_eval_sets(spec, size.eval_questions, QUESTION_SEED, "none")
+        return {split: split_overlap(streams(), list(by_depth.values())) for split, by_depth in sets.items()}
+
+    return splits

@@ -1,0 +1,124 @@
+"""The graph-reachability tasks of the harness (lib.experiments.harness.graph_reach): every arm's
+training stream, the rules that do not search, the gate and the measured overlap."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lib.experiments.harness import registry
+from lib.experiments.harness.graph_reach import (
+    BATCH, FRONTIER_BATCH, TASKS, curriculum_depths, graph_accuracy, graph_task, shortcut_accuracy, shortcut_choices, training_stream,
+)
+from lib.experiments.harness.spec import SMALL, CellResult
+from lib.tasks.graph_reach import sample_graph_batch
+
+
+def test_the_two_tasks_differ_only_in_the_frontier_width():
+    chain, reach = graph_task("graph_chain_unseen"), graph_task("graph_reach_unseen")
+    assert (chain.width, reach.width) == (1, 2)
+    assert replace(chain, width=2) == reach
+    assert chain.id_depths == (1, 2, 3) and chain.ood_depths == (4, 5)
+    with pytest.raises(ValueError, match="task must be one of"):
+        graph_task("graph_unseen")
+
+
+@pytest.mark.parametrize("filler", ["none", "pause", "dense"])
+def test_every_step_holds_reach_questions_then_depth_one_frontier_questions(filler):
+    spec = graph_task("graph_reach_unseen")
+    tokens, targets = training_stream(spec, filler, torch.Generator().manual_seed(0), 30)(0)
+    assert tokens.shape == (BATCH + FRONTIER_BATCH, spec.seq_len(filler)) and targets.shape == tokens.shape
+    q = spec.question_pos
+    reach, frontier = tokens[:BATCH], tokens[BATCH:]
+    assert (reach[:, q + 1 : q + 3] < spec.n_labels).all()  # two real candidates
+    assert (frontier[:, q + 1 : q + 3] == spec.none_id).all()  # none: name a child of the start
+    assert ((targets != -100).sum(dim=1) == 1).all()  # one scored token a row: the answer
+    if filler != "none":  # a depth-1 question has no filler slot
+        assert not (frontier == spec.filler_id(filler)).any()
+
+
+def test_the_depth_curriculum_adds_one_depth_per_third_of_the_run():
+    assert [curriculum_depths(s, 30, 3) for s in (0, 9, 10, 19, 20, 29)] == [(1,), (1,), (1, 2), (1, 2), (1, 2, 3), (1, 2, 3)]
+    assert curriculum_depths(0, 2, 3) == (1,) and curriculum_depths(1, 2, 3) == (1, 2)  # shorter than its stages
+    spec = graph_task("graph_reach_unseen")
+    fn = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30)
+    dense_slots = lambda step: (fn(step)[0][:BATCH] == spec.dense_id).sum(dim=1)  # d - 1 per reach question
+    assert dense_slots(0).max() == 0 and dense_slots(10).max() == 1 and dense_slots(29).max() == 2
+
+
+def test_the_stream_is_the_same_for_every_filler():
+    """The arms see the same graphs and questions; only the layout differs."""
+    spec = graph_task("graph_chain_unseen")
+    none = training_stream(spec, "none", torch.Generator().manual_seed(5), 30)(25)[1]
+    dense = training_stream(spec, "dense", torch.Generator().manual_seed(5), 30)(25)[1]
+    answers = lambda t: t[t != -100]
+    assert torch.equal(answers(none), answers(dense))
+
+
+def test_no_rule_that_does_not_search_beats_chance():
+    for task in TASKS:
+        rules = shortcut_accuracy(graph_task(task), 200)  # 1,000 questions: 0.5 +- 0.016
+        assert set(rules) == {"more incoming edges", "more outgoing edges", "first listed"}
+        assert all(0.44 < v < 0.56 for v in rules.values()), (task, rules)
+
+
+def test_the_rules_would_find_a_degree_difference_if_there_were_one():
+    """The positive control: give each row's answer a second incoming edge and three outgoing ones
+    (no node has more than two) and the degree rules pick it on every row."""
+    spec = graph_task("graph_reach_unseen")
+    b = sample_graph_batch(spec, 50, torch.Generator().manual_seed(2), "test", "none", 2)
+    assert 0.3 < (b.candidates[:, 0] == b.answers).float().mean() < 0.7  # listed in a random order
+    b.edges[:, 0, 1] = b.answers  # the first edge now also points at the answer
+    b.edges[:, 1:4, 0] = b.answers[:, None]  # and the next three leave it
+    picks = shortcut_choices(b)
+    assert torch.equal(picks["more incoming edges"], b.answers)
+    assert torch.equal(picks["more outgoing edges"], b.answers)
+
+
+def _run(by_hops, value):
+    return CellResult("graph_reach_unseen", "dense", 0, 1e-3, value, value, 1, 3.0, 1.0, {"by_hops": by_hops})
+
+
+def test_an_arm_is_gated_on_the_lookup_and_on_beating_the_rules():
+    refs = {"one_hop_needed": 0.9, "best_shortcut": 0.52}
+    gate = registry.TASK_REGISTRY["graph_reach_unseen"].run_gate
+    assert gate(_run({1: 1.0, 2: 0.5, 3: 0.5}, 0.667), refs)
+    assert not gate(_run({1: 0.8, 2: 0.9, 3: 0.9}, 0.867), refs)  # the lookup not learned
+    assert not gate(_run({1: 0.9, 2: 0.3, 3: 0.3}, 0.5), refs)  # no better than a rule that does not search
+
+
+def test_the_training_graphs_never_include_a_test_graph():
+    tiny = replace(SMALL, seeds=(0, 1), graph_unseen_steps=20, eval_questions=50)
+    record = registry.TASK_REGISTRY["graph_reach_unseen"].splits(tiny, tiny.seeds)
+    assert set(record) == {"val", "test", "test_ood"}
+    for r in record.values():
+        assert r["overlap"] == 0 and r["train_draws"] == 2 * 20 * (BATCH + FRONTIER_BATCH)
+
+
+def test_accuracy_is_scored_per_split_and_depth():
+    spec = graph_task("graph_chain_unseen")
+    from lib.core.model import GPT
+    from lib.tasks.graph_reach import graph_model_config
+
+    torch.manual_seed(0)
+    model = GPT(graph_model_config(spec))
+    acc = graph_accuracy(model, spec, "dense", 20)
+    assert set(acc) == {"val", "test", "test_ood"}
+    assert set(acc["test"]) == {1, 2, 3} and set(acc["test_ood"]) == {4, 5}
+    assert all(0 <= v <= 1 for by in acc.values() for v in by.values())
+
+
+def test_bad_arguments_are_named():
+    spec = graph_task("graph_chain_unseen")
+    with pytest.raises(ValueError, match="filler"):
+        training_stream(spec, "thoughts", torch.Generator(), 10)
+    with pytest.raises(TypeError, match="spec"):
+        training_stream("graph", "dense", torch.Generator(), 10)
+    with pytest.raises(ValueError, match="steps"):
+        training_stream(spec, "dense", torch.Generator(), 0)
+    with pytest.raises(TypeError, match="batch"):
+        shortcut_choices(torch.zeros(3))
+    with pytest.raises(TypeError, match="model"):
+        graph_accuracy("a model", spec, "dense", 4)
