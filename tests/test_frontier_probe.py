@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from lib.core.model import GPT
-from lib.experiments.frontier_probe import GROUPS, frontier_probe, group_means, node_groups, probe_groups, thought_vectors
+from lib.experiments.frontier_probe import (
+    GROUPS, frontier_probe, frontier_rates, group_means, node_groups, probe_groups, thought_vectors, whole_frontier_rate,
+)
 from lib.methods.dense import unrolled_forward
 from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
 
@@ -98,3 +100,24 @@ def test_the_candidates_are_left_out_of_every_group(batch):
         keep = torch.ones_like(plain, dtype=torch.bool)
         keep[rows, batch.candidates] = False
         assert torch.equal(probed[keep], plain[keep])
+
+
+def test_the_whole_frontier_rate_needs_every_frontier_node_above_every_unreached_one():
+    f, e, l, u, skip = 0, 1, 2, 3, -1
+    groups = torch.tensor([[f, f, l, u, e], [f, f, l, u, e], [f, f, l, u, skip], [e, e, l, u, skip]])
+    scores = torch.tensor([[5.0, 4.0, 3.0, 1.0, 9.0],  # both frontier nodes above both unreached: yes
+                           [5.0, 2.0, 3.0, 1.0, 9.0],  # one frontier node under a later node: no
+                           [5.0, 4.0, 1.0, 4.5, 0.0],  # ... under an unreachable one: no
+                           [5.0, 4.0, 3.0, 1.0, 0.0]])  # no frontier node: left out
+    assert whole_frontier_rate(scores, groups) == pytest.approx(1 / 3)
+    assert math.isnan(whole_frontier_rate(scores[3:], groups[3:]))
+    with pytest.raises(ValueError, match="same shape"):
+        whole_frontier_rate(scores, groups[:, :3])
+
+
+def test_an_untrained_model_holds_no_frontier(batch):
+    torch.manual_seed(0)
+    model = GPT(graph_model_config(SPEC))
+    rates = frontier_rates(model, batch, "logit_lens")
+    assert set(rates) == {1, 2, 3, 4, 5}
+    assert all(r < 0.5 for r in rates.values() if not math.isnan(r))  # chance for two nodes above the rest is small

@@ -126,15 +126,9 @@ def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d
     return result
 
 
-@torch.no_grad()
-def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
-    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``,
-    over every node the row's graph uses except its two candidates."""
-    checks.check_type(batch, "batch", GraphBatch)
-    checks.check_module(model)
-    checks.check_choice(readout, "readout", READOUTS)
+def _thought_scores(model, batch: GraphBatch, readout: str):
+    """``(k, standardised scores, probe groups)`` of every thought ``k``, over the rows deep enough to have it."""
     spec = batch.spec
-    out = {}
     for k, vecs in thought_vectors(model, batch).items():
         rows = (batch.depths >= k).nonzero(as_tuple=True)[0]
         if readout == "logit_lens":
@@ -142,8 +136,47 @@ def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dic
         else:
             scores = vecs @ model.embed.W_E[: spec.n_labels].T
         groups = probe_groups(_rows(batch, rows), k)
-        out[k] = group_means(standardise(scores.cpu(), groups >= 0), groups)
-    return out
+        yield k, standardise(scores.cpu(), groups >= 0), groups
+
+
+def _check_probe_args(model, batch, readout) -> None:
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_module(model)
+    checks.check_choice(readout, "readout", READOUTS)
+
+
+@torch.no_grad()
+def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
+    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``,
+    over every node the row's graph uses except its two candidates."""
+    _check_probe_args(model, batch, readout)
+    return {k: group_means(scores, groups) for k, scores, groups in _thought_scores(model, batch, readout)}
+
+
+def whole_frontier_rate(scores: Float[Tensor, "batch n_labels"], groups: Int[Tensor, "batch n_labels"]) -> float:
+    """The fraction of rows whose *every* frontier node scores above *every* node not reached yet
+    ("reachable later" and "unreachable"), over the rows that have both. A group mean can be high
+    because one frontier node is; this asks for all of them at once, which is what holding the
+    frontier in superposition means (one node per row would fail it whenever a frontier has two).
+    NaN when no row has both."""
+    checks.check_tensor(scores, "scores", ndim=2, dtype="float")
+    checks.check_tensor(groups, "groups", ndim=2, dtype="int")
+    if scores.shape != groups.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and groups {tuple(groups.shape)} must have the same shape")
+    inf = torch.tensor(float("inf"))
+    frontier = groups == GROUPS.index("frontier")
+    unreached = (groups == GROUPS.index("reachable later")) | (groups == GROUPS.index("unreachable"))
+    lowest = torch.where(frontier, scores, inf).min(dim=1).values
+    highest = torch.where(unreached, scores, -inf).max(dim=1).values
+    has = frontier.any(dim=1) & unreached.any(dim=1)
+    return (lowest[has] > highest[has]).float().mean().item() if has.any() else float("nan")
+
+
+@torch.no_grad()
+def frontier_rates(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, float]:
+    """``{k: rate}``: :func:`whole_frontier_rate` of the ``k``-th thought, for ``k = 1 .. max depth``."""
+    _check_probe_args(model, batch, readout)
+    return {k: whole_frontier_rate(scores, groups) for k, scores, groups in _thought_scores(model, batch, readout)}
 
 
 def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
@@ -151,5 +184,5 @@ def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "frontier_probe", "group_means", "node_groups", "probe_groups", "standardise",
-           "thought_vectors"]
+__all__ = ["GROUPS", "READOUTS", "frontier_probe", "frontier_rates", "group_means", "node_groups", "probe_groups",
+           "standardise", "thought_vectors", "whole_frontier_rate"]
