@@ -25,6 +25,7 @@ the part of the hop count; the harness's 1-step gate reads depth 1)."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -119,6 +120,7 @@ def filler_runner(task: str):
         model = GPT(graph_model_config(spec)).to(device)
         gen = torch.Generator().manual_seed(seed)
         steps = size.graph_unseen_steps
+        untrained = copy.deepcopy(model.state_dict()) if filler == "dense" else None
         train(model, training_stream(spec, filler, gen, steps, device),
               TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False),
               loss_fn=lambda m, b: GPT.loss(graph_logits(m, b[0], spec.dense_id), targets=b[1]))
@@ -126,12 +128,44 @@ def filler_runner(task: str):
         mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
         extra = {"by_hops": accuracy["test"], "ood_by_hops": accuracy["test_ood"], "width": spec.width,
                  "frontier_questions_per_step": FRONTIER_BATCH}
+        if filler == "dense":  # what the thoughts hold, and the same seed's untrained model as the control
+            extra["probe"] = probe_summary(model, spec, size.eval_questions, device)
+            model.load_state_dict(untrained)
+            extra["probe_untrained"] = probe_summary(model, spec, size.eval_questions, device)
         passes = 1.0 + (spec.train_depth - 1 if filler == "dense" else 0)
         return CellResult(task, method, seed, float(lr), mean["test"], mean["val"], model.n_params(), passes,
                           time.perf_counter() - start, extra, ood_value=mean["test_ood"])
 
     run.__name__ = f"run_{task}"
     return run
+
+
+PROBE_DEPTHS = (3, 4, 5)  # the deepest trained depth and both depths no training question has
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if x == x else None  # a group no row has is NaN, which JSON cannot hold
+
+
+@torch.no_grad()
+def probe_summary(model, spec, n_per_depth: int, device="cpu") -> dict:
+    """The frontier probe (:mod:`lib.experiments.frontier_probe`) of a dense model on the fixed
+    test questions of each depth in :data:`PROBE_DEPTHS`: ``{"group_means": {readout: {depth:
+    {k: {group: mean}}}}, "whole_frontier": {depth: {k: rate}}}`` (logit lens for the rates; keys
+    are strings, as JSON stores them)."""
+    from lib.core import checks
+    from lib.experiments.frontier_probe import READOUTS, frontier_probe, frontier_rates
+    from lib.tasks.graph_reach import graph_eval_sets
+
+    checks.check_module(model)
+    sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, "dense")
+    batches = {d: (sets["test"] if d in sets["test"] else sets["test_ood"])[d] for d in PROBE_DEPTHS}
+    batches = {d: b.to(device) for d, b in batches.items()}
+    means = {r: {str(d): {str(k): {g: _finite(v) for g, v in groups.items()}
+                          for k, groups in frontier_probe(model, b, r).items()} for d, b in batches.items()}
+             for r in READOUTS}
+    rates = {str(d): {str(k): _finite(v) for k, v in frontier_rates(model, b).items()} for d, b in batches.items()}
+    return {"group_means": means, "whole_frontier": rates}
 
 
 def shortcut_choices(batch) -> dict[str, torch.Tensor]:
