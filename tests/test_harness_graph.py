@@ -122,3 +122,42 @@ def test_bad_arguments_are_named():
         shortcut_choices(torch.zeros(3))
     with pytest.raises(TypeError, match="model"):
         graph_accuracy("a model", spec, "dense", 4)
+
+
+def test_chain_of_thought_writes_the_path_into_the_dense_slots():
+    from lib.tasks.graph_reach import written_path
+
+    spec = graph_task("graph_reach_unseen")
+    b = sample_graph_batch(spec, 32, torch.Generator().manual_seed(4), "train", "dense", (1, 2, 3, 4, 5))
+    tokens, targets = written_path(b)
+    first = spec.question_pos + 4
+    for r in range(32):
+        d = int(b.depths[r])
+        assert tokens[r, first : first + d - 1].tolist() == b.path[r, : d - 1].tolist()  # s -> ... -> answer, written
+        assert targets[r, first - 1 : first + d - 1].tolist() == b.path[r, :d].tolist()  # every step and the answer
+        assert int(b.path[r, d - 1]) == int(b.answers[r])
+        for k in range(d - 1):  # each written node is on the start's frontier of its step
+            assert int(tokens[r, first + k]) in b.levels_start[r, k].tolist()
+    assert torch.equal(b.tokens[:, :first], tokens[:, :first]) and (b.tokens == spec.dense_id).sum() > 0
+    with pytest.raises(ValueError, match="dense"):
+        written_path(sample_graph_batch(spec, 2, torch.Generator().manual_seed(4), "train", "pause", 2))
+
+
+def test_the_chain_of_thought_stream_asks_the_same_questions():
+    spec = graph_task("graph_reach_unseen")
+    plain = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30)(25)  # the last third: depths 1-3
+    written = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30, written=True)(25)
+    same = plain[0] == written[0]
+    assert same[:, : spec.question_pos + 4].all() and not same.all()  # only the slots differ
+    assert (written[1] != -100).sum() > (plain[1] != -100).sum()
+    with pytest.raises(ValueError, match="filler must be 'dense'"):
+        training_stream(spec, "pause", torch.Generator().manual_seed(0), 30, written=True)
+
+
+def test_chain_of_thought_is_an_arm_of_both_graph_tasks_and_writes_at_test():
+    for task in TASKS:
+        assert "cot" in registry.TASK_METHODS[task]
+    small = replace(SMALL, graph_unseen_steps=20, eval_questions=20)
+    run = registry.RUNNERS["graph_reach_unseen"]("cot", 0, small)
+    assert run.forward_passes_per_step == 1.0 and run.extra["passes_per_question"] == {"in_distribution": 2.0, "ood": 4.5}
+    assert "probe" not in run.extra and set(run.extra["ood_by_hops"]) == {4, 5}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib.experiments.harness import registry
+from lib.experiments.harness import graph_reach, registry
 from lib.experiments.harness.protocol import harness_jobs, tune_and_run
 from lib.experiments.harness.spec import CellResult, Size
 from lib.experiments.harness.summary import format_table, summarize
@@ -21,7 +21,7 @@ def test_the_tables_are_read_off_the_arms():
     assert registry.CONTROLS == ("cot", "token_feedback", "coconut", "pause_curriculum", "looped_injected", "mtp",
                                  "teacherless")
     for name in registry.CONTROLS:  # the literature's controls run only where test items are unseen
-        assert set(registry.ARMS[name].runs) <= {"pointer_unseen", "path_star_unseen"}, name
+        assert set(registry.ARMS[name].runs) <= {"pointer_unseen", "path_star_unseen", *graph_reach.TASKS}, name
     for task, methods in registry.TASK_METHODS.items():
         assert all(task in registry.ARMS[m].runs for m in methods)
         assert set(methods) | set(registry.REFERENCE_RUNS.get(task, ())) == {

@@ -397,6 +397,33 @@ _ALL = [
         "Each of the `depth` further passes feeds the hidden states of the pass before, shifted one position "
         "right; the logits of the last of the depth + 1 passes are the answer."),
        "lib.exercises.dense_open:reference_unrolled_from"),
+    # 10 · what a continuous thought holds
+    _e("bfs_frontiers", "10", "easy", 3, 10,
+       "The search frontiers of a directed graph.\n\nedges: list of (u, v) pairs, an edge from u to v; start: int; "
+       "n_steps: int >= 0. Returns a list of n_steps + 1 sets: frontier 0 is {start}, frontier k the nodes first "
+       "reached after exactly k steps (empty once the search has nowhere new to go).",
+       ("Keep two things as you go: the last frontier, and every node reached so far.",
+        "The next frontier is every child of a node in the last frontier, minus the nodes already reached; an edge "
+        "(u, v) leads from u to v only.",
+        "A dict from each node to the list of its children, built once from `edges`, keeps each step short."),
+       "lib.exercises.graphs:reference_bfs_frontiers"),
+    _e("reachable_candidate", "10", "easy", 2, 5,
+       "The answer to a reachability question.\n\nedges: list of (u, v) pairs; start: int; candidates: (c1, c2), "
+       "exactly one of which is reachable from start. Returns that candidate's label (an int, not its position).",
+       ("A node is reachable when some frontier of the start holds it; how many steps can a path of this graph "
+        "take at most?",
+        "Search forward from the start with your bfs_frontiers, take the union of the frontiers, and return the "
+        "candidate in it."),
+       "lib.exercises.graphs:reference_reachable_candidate"),
+    _e("group_means", "10", "medium", 3, 10,
+       "The probe's group means.\n\nscores: [batch, n_labels] float, one score per node label and row; groups: "
+       "[batch, n_labels] int, each label's group as an index into GROUPS (-1: in no group). Returns {group name: "
+       "mean} for the four names of GROUPS: each row's mean over its members, then the mean over the rows that "
+       "have any; NaN for a group no row has.",
+       ("Work one group at a time: a 0/1 mask of its members gives each row's member count and score sum.",
+        "Divide per row, keep only the rows whose count is above 0, then average those; a group with no such row "
+        "has no mean at all (NaN), not a mean of 0."),
+       "lib.exercises.graphs:reference_group_means"),
 ]
 
 EXERCISES: dict[str, ExerciseInfo] = {e.function: e for e in _ALL}

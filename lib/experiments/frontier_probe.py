@@ -179,10 +179,56 @@ def frontier_rates(model, batch: GraphBatch, readout: str = "logit_lens") -> dic
     return {k: whole_frontier_rate(scores, groups) for k, scores, groups in _thought_scores(model, batch, readout)}
 
 
+@torch.no_grad()
+def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[int, dict[str, float]]:
+    """Where the ``k``-th thought's position looks in the child table: ``{k: {"frontier edges":
+    ..., "mean head": ..., "uniform": ...}}``. The *frontier edges* of step ``k`` are the table
+    slots of the nodes in frontier ``k - 1`` (the start for ``k = 1``): the edges a search follows
+    to reach frontier ``k``. ``"frontier edges"`` is the attention mass on them of the head that
+    puts the most there (averaged over rows, in the final pass of the exact unroll, read with
+    ``run_with_cache``), ``"mean head"`` the same averaged over heads, and ``"uniform"`` the share
+    of the graph's table slots they are: what attention spread evenly over the graph would give."""
+    from lib.methods.dense import add_dense_vectors, unrolled_forward
+
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_module(model)
+    checks.check_int(layer, "layer", min=0, max=model.cfg.n_layers - 1)
+    if batch.filler != "dense":
+        raise ValueError(f"batch must be laid out with dense fillers, got {batch.filler!r}")
+    spec = batch.spec
+    if spec.layout != "table":
+        raise ValueError("frontier_edge_attention reads the child-table layout only")
+    depth = int((batch.tokens == spec.dense_id).sum(dim=1).max())
+    with checks.eval_mode(model):
+        out = unrolled_forward(model, batch.tokens, spec.dense_id, depth)
+        embeds = model.embed(batch.tokens)
+        vectors = out.vectors[-1] if out.vectors else torch.zeros_like(embeds)
+        name = f"blocks.{layer}.attn.hook_pattern"
+        _, cache = model.run_with_cache(input_embeds=add_dense_vectors(embeds, vectors, out.mask),
+                                        names_filter=lambda n: n == name)
+    pattern = cache[name].cpu()  # [batch, head, query, key]
+    B, table = batch.tokens.shape[0], spec.question_pos
+    owner = torch.arange(table) // spec.width  # the node whose children slot j lists
+    used = node_groups(batch, 0) >= 0  # [batch, n_labels]
+    used_slots = used[:, owner]
+    result = {}
+    for k in range(1, int(batch.depths.max()) + 1):
+        rows = (batch.depths.cpu() >= k).nonzero(as_tuple=True)[0]
+        before = batch.start.cpu()[:, None] if k == 1 else batch.levels_start.cpu()[:, k - 2]
+        is_edge = torch.zeros(B, spec.n_labels, dtype=torch.bool)
+        is_edge[torch.arange(B)[:, None], before] = True
+        edge_slots = is_edge[:, owner][rows]
+        mass = (pattern[rows, :, spec.question_pos + 3 + k - 1, :table] * edge_slots[:, None]).sum(-1)  # [rows, head]
+        share = edge_slots.sum(1).float() / used_slots[rows].sum(1).float()
+        result[k] = {"frontier edges": mass.mean(0).max().item(), "mean head": mass.mean().item(),
+                     "uniform": share.mean().item()}
+    return result
+
+
 def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     picked = {name: (v[rows] if isinstance(v, Tensor) else v) for name, v in batch.__dict__.items()}
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "frontier_probe", "frontier_rates", "group_means", "node_groups", "probe_groups",
+__all__ = ["GROUPS", "READOUTS", "frontier_edge_attention", "frontier_probe", "frontier_rates", "group_means", "node_groups", "probe_groups",
            "standardise", "thought_vectors", "whole_frontier_rate"]

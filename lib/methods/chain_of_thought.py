@@ -20,8 +20,10 @@ from lib.core import checks
 from lib.tasks.pointer_task import PointerBatch, carried_pointers
 
 
-def _check_slotted(batch: PointerBatch) -> None:
-    checks.check_type(batch, "batch", PointerBatch)
+def _check_slotted(batch) -> None:
+    from lib.tasks.graph_reach import GraphBatch  # graph questions have the same slots (lib.tasks.graph_reach.written_path)
+
+    checks.check_type(batch, "batch", (PointerBatch, GraphBatch))
     if batch.filler != "dense":
         raise ValueError(f"batch must be laid out with filler 'dense' (one slot per intermediate node), got {batch.filler!r}")
 
@@ -39,11 +41,12 @@ def written_chain(batch: PointerBatch) -> tuple[Int[Tensor, "batch pos"], Int[Te
 
 
 @torch.no_grad()
-def greedy_chain_logits(model, batch: PointerBatch) -> Float[Tensor, "batch pos d_vocab"]:
+def greedy_chain_logits(model, batch) -> Float[Tensor, "batch pos d_vocab"]:
     """The logits of the last of ``1 + max slots`` passes in which the model has written every
     slot itself (greedy, left to right); the answer is read from them as for any pointer batch
     (:func:`lib.tasks.pointer_task.answer_logits`). Rows with fewer slots are finished early and
-    stay unchanged."""
+    stay unchanged. ``batch``: a :class:`PointerBatch` or a graph question's
+    :class:`lib.tasks.graph_reach.GraphBatch`, both in the dense layout."""
     _check_slotted(batch)
     checks.check_module(model)
     tokens = batch.tokens.clone()

@@ -366,6 +366,23 @@ def graph_eval_sets(spec: GraphSpec, n_per_depth: int, seed: int, filler: str = 
             for i, (name, (split, depths)) in enumerate(plan.items())}
 
 
+def written_path(batch: GraphBatch) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """Chain of thought on a graph question: ``(tokens, targets)`` with filler slot ``i`` (of the
+    ``d - 1``) holding the answer's ancestor at level ``i`` (the path from ``s`` to the answer,
+    written out), every slot and the answer a target. ``batch`` is a dense-layout batch: its slots
+    are where the dense tokens sit. One path, not the frontier: to write it the model must know
+    which branch leads to a candidate."""
+    checks.check_type(batch, "batch", GraphBatch)
+    if batch.filler != "dense":
+        raise ValueError(f"batch must be laid out with filler 'dense' (one slot per step), got {batch.filler!r}")
+    rows, cols = batch.useful.nonzero(as_tuple=True)
+    nodes = batch.path[rows, cols - (batch.spec.question_pos + 4)]
+    tokens, targets = batch.tokens.clone(), batch.targets.clone()
+    tokens[rows, cols] = nodes
+    targets[rows, cols - 1] = nodes  # position i predicts token i + 1
+    return tokens, targets
+
+
 # --------------------------------------------------------------------------- frontier questions
 def frontier_questions(batch: GraphBatch, generator: torch.Generator) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
     """The same rows asking "name a node ``d`` steps from ``s``": both candidates blanked to
@@ -434,4 +451,5 @@ def graph_model_config(spec: GraphSpec, d_model: int = 64, n_layers: int = 1, n_
 
 
 __all__ = ["FILLERS", "GRAPH_DOMAIN", "GraphBatch", "GraphSpec", "answer_accuracy", "answer_logits",
-           "chosen_candidates", "frontier_questions", "graph_eval_sets", "child_table", "graph_model_config", "parent_table", "sample_graph_batch"]
+           "chosen_candidates", "frontier_questions", "graph_eval_sets", "child_table", "graph_model_config", "parent_table", "sample_graph_batch",
+           "written_path"]

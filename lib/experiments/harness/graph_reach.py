@@ -33,7 +33,7 @@ import torch
 from .spec import CellResult, Size
 
 TASKS: dict[str, int] = {"graph_chain_unseen": 1, "graph_reach_unseen": 2}  # task -> frontier width
-FILLER = {"baseline": "none", "pause": "pause", "dense": "dense"}
+FILLER = {"baseline": "none", "pause": "pause", "dense": "dense", "cot": "dense"}  # cot writes into the dense slots
 BATCH = 64
 FRONTIER_BATCH = 32
 QUESTION_SEED = 4321  # the fixed evaluation questions (lib.tasks.graph_reach.graph_eval_sets)
@@ -65,21 +65,27 @@ def _draw_step(spec, filler: str, generator: torch.Generator, step: int, steps: 
     return (reach, frontier, *frontier_questions(frontier, generator))
 
 
-def training_stream(spec, filler: str, generator: torch.Generator, steps: int, device="cpu"):
+def training_stream(spec, filler: str, generator: torch.Generator, steps: int, device="cpu", written: bool = False):
     """``step -> (tokens, targets)`` for a run of ``steps``: ``BATCH`` reach questions, their depths
     under :func:`curriculum_depths`, then ``FRONTIER_BATCH`` depth-1 frontier questions, all on
-    training graphs, laid out with ``filler``."""
+    training graphs, laid out with ``filler``. ``written``: the reach questions' slots hold the
+    path to the answer, supervised (chain of thought, :func:`lib.tasks.graph_reach.written_path`;
+    ``filler`` must be "dense"); the questions drawn are the same."""
     from lib.core import checks
-    from lib.tasks.graph_reach import FILLERS, GraphSpec
+    from lib.tasks.graph_reach import FILLERS, GraphSpec, written_path
 
     checks.check_type(spec, "spec", GraphSpec)
     checks.check_choice(filler, "filler", FILLERS)
     checks.check_type(generator, "generator", torch.Generator)
     checks.check_int(steps, "steps", min=1)
+    checks.check_bool(written, "written")
+    if written and filler != "dense":
+        raise ValueError(f"written=True writes into the dense slots: filler must be 'dense', got {filler!r}")
 
     def batch_fn(step: int):
         reach, _, tokens, targets = _draw_step(spec, filler, generator, step, steps)
-        return torch.cat([reach.tokens, tokens]).to(device), torch.cat([reach.targets, targets]).to(device)
+        reach_tokens, reach_targets = written_path(reach) if written else (reach.tokens, reach.targets)
+        return torch.cat([reach_tokens, tokens]).to(device), torch.cat([reach_targets, targets]).to(device)
 
     return batch_fn
 
@@ -93,46 +99,71 @@ def graph_logits(model, tokens, dense_id: int):
 
 
 @torch.no_grad()
-def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu") -> dict[str, dict[int, float]]:
-    """Per split ("val", "test", "test_ood") and depth: answer accuracy on the fixed questions."""
+def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", written: bool = False) -> dict[str, dict[int, float]]:
+    """Per split ("val", "test", "test_ood") and depth: answer accuracy on the fixed questions.
+    ``written``: the model writes its own path into the dense slots first (greedy, one pass a slot)."""
     from lib.core import checks
+    from lib.methods.chain_of_thought import greedy_chain_logits
     from lib.tasks.graph_reach import answer_accuracy, graph_eval_sets
 
     checks.check_module(model)
+    checks.check_bool(written, "written")
     sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, filler)  # checks spec, n_per_depth and filler
+
+    def logits(b):
+        return greedy_chain_logits(model, b) if written else graph_logits(model, b.tokens, spec.dense_id)
+
     with checks.eval_mode(model):
-        return {split: {d: answer_accuracy(graph_logits(model, b.tokens.to(device), spec.dense_id), b)
-                        for d, b in by_depth.items()} for split, by_depth in sets.items()}
+        return {split: {d: answer_accuracy(logits(b.to(device)), b.to(device)) for d, b in by_depth.items()}
+                for split, by_depth in sets.items()}
+
+
+def train_graph_model(task: str, method: str, seed: int, steps: int, lr: float, device="cpu"):
+    """The 1-layer GPT of ``method`` (``baseline``, ``pause``, ``dense`` or ``cot``) trained on ``task``'s
+    stream for ``steps`` at rate ``lr``, as every harness run of the task trains it: ``(model,
+    its untrained weights)``. The same arguments give the same weights on the same machine."""
+    from lib.core import checks
+    from lib.core.model import GPT
+    from lib.core.training import TrainConfig, train
+    from lib.tasks.graph_reach import graph_model_config
+
+    spec = graph_task(task)  # checks the name
+    checks.check_choice(method, "method", tuple(FILLER))
+    checks.check_int(seed, "seed", min=0)
+    checks.check_int(steps, "steps", min=1)
+    checks.check_float(lr, "lr", positive=True)
+    filler = FILLER[method]
+    torch.manual_seed(seed)
+    model = GPT(graph_model_config(spec)).to(device)
+    untrained = copy.deepcopy(model.state_dict())
+    gen = torch.Generator().manual_seed(seed)
+    train(model, training_stream(spec, filler, gen, steps, device, written=method == "cot"),
+          TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False),
+          loss_fn=lambda m, b: GPT.loss(graph_logits(m, b[0], spec.dense_id), targets=b[1]))
+    return model, untrained
 
 
 def filler_runner(task: str):
-    """The run function of ``task`` for the 1-layer GPT with no filler, pause or dense tokens."""
+    """The run function of ``task`` for the 1-layer GPT with no filler, pause or dense tokens, or
+    the path written out (``cot``)."""
     graph_task(task)  # checks the name
 
     def run(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
-        from lib.core.model import GPT
-        from lib.core.training import TrainConfig, train
-        from lib.tasks.graph_reach import graph_model_config
-
         start = time.perf_counter()
         spec, filler = graph_task(task), FILLER[method]
-        torch.manual_seed(seed)
-        model = GPT(graph_model_config(spec)).to(device)
-        gen = torch.Generator().manual_seed(seed)
-        steps = size.graph_unseen_steps
-        untrained = copy.deepcopy(model.state_dict()) if filler == "dense" else None
-        train(model, training_stream(spec, filler, gen, steps, device),
-              TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False),
-              loss_fn=lambda m, b: GPT.loss(graph_logits(m, b[0], spec.dense_id), targets=b[1]))
-        accuracy = graph_accuracy(model, spec, filler, size.eval_questions, device)
+        model, untrained = train_graph_model(task, method, seed, size.graph_unseen_steps, lr, device)
+        accuracy = graph_accuracy(model, spec, filler, size.eval_questions, device, written=method == "cot")
         mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
         extra = {"by_hops": accuracy["test"], "ood_by_hops": accuracy["test_ood"], "width": spec.width,
                  "frontier_questions_per_step": FRONTIER_BATCH}
-        if filler == "dense":  # what the thoughts hold, and the same seed's untrained model as the control
+        if method == "dense":  # what the thoughts hold, and the same seed's untrained model as the control
             extra["probe"] = probe_summary(model, spec, size.eval_questions, device)
             model.load_state_dict(untrained)
             extra["probe_untrained"] = probe_summary(model, spec, size.eval_questions, device)
-        passes = 1.0 + (spec.train_depth - 1 if filler == "dense" else 0)
+        passes = 1.0 + (spec.train_depth - 1 if method == "dense" else 0)  # cot trains teacher-forced: one pass
+        if method == "cot":  # at test it writes d - 1 slots, one pass each: d passes, as dense tokens unrolled
+            extra["passes_per_question"] = {"in_distribution": sum(spec.id_depths) / len(spec.id_depths),
+                                            "ood": sum(spec.ood_depths) / len(spec.ood_depths)}
         return CellResult(task, method, seed, float(lr), mean["test"], mean["val"], model.n_params(), passes,
                           time.perf_counter() - start, extra, ood_value=mean["test_ood"])
 

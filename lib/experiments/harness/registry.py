@@ -145,7 +145,7 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
                                                                      "path_star": path_star.run_sequence_model,
                                                                      **_UNSEEN_ENCDEC, **_UNSEEN_SEQUENCE}),
     Arm("cot", "chain of thought (the intermediate nodes written, supervised)",
-        {"pointer_unseen": pointer_unseen.run_written}, "control"),
+        {"pointer_unseen": pointer_unseen.run_written, **_GRAPH_FILLER}, "control"),
     Arm("token_feedback", "dense slots fed the predicted token, not the vector",
         {"pointer_unseen": pointer_unseen.run_written}, "control"),
     Arm("coconut", "continuous thoughts after a CoT curriculum (Coconut)",

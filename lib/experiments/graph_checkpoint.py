@@ -1,0 +1,87 @@
+"""A trained dense model of graph reachability, shipped so that notebook 10 can probe a model that
+learned the task without spending eight minutes training one.
+
+It is the harness's own ``dense`` run of ``graph_reach_unseen`` (two nodes per frontier) at the
+medium size: the same code (:func:`lib.experiments.harness.graph_reach.train_graph_model`), seed,
+steps and learning rate, so on the machine that made it its accuracy is the stored seed's, and on
+another CPU it differs by the noise of a long training run (the tests compare with a margin). Its
+header holds that accuracy, the frontier probe of the trained and of the untrained weights, and
+the command that made it::
+
+    python -m lib.experiments.graph_checkpoint --lr RATE   # about 8 minutes on one CPU thread
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lib.core import checks
+from lib.core.paths import DATA_DIR
+
+GRAPH_CHECKPOINT: Path = DATA_DIR / "graph_reach_dense.safetensors"
+TASK = "graph_reach_unseen"
+SEED = 0  # a reported seed of the stored medium run, never the tuning seed
+
+
+def make_graph_checkpoint(lr: float, path: str | Path = GRAPH_CHECKPOINT, seed: int = SEED, steps: int | None = None,
+                          n_per_depth: int | None = None, command: str = "") -> Path:
+    """Train the dense model of :data:`TASK` (``steps``: the medium size's by default) and write it to
+    ``path`` with its accuracy per split and depth and its frontier probe (trained and untrained)."""
+    from lib.core.provenance import provenance
+    from lib.core.training import save_checkpoint
+    from lib.experiments.harness.graph_reach import graph_accuracy, graph_task, probe_summary, train_graph_model
+    from lib.experiments.harness.spec import MEDIUM
+
+    checks.check_float(lr, "lr", positive=True)
+    path = checks.check_file_path(path, "path")
+    steps = MEDIUM.graph_unseen_steps if steps is None else checks.check_int(steps, "steps", min=1)
+    n_per_depth = MEDIUM.eval_questions if n_per_depth is None else checks.check_int(n_per_depth, "n_per_depth", min=1)
+    start = time.perf_counter()
+    model, untrained = train_graph_model(TASK, "dense", seed, steps, lr)
+    spec = graph_task(TASK)
+    accuracy = graph_accuracy(model, spec, "dense", n_per_depth)
+    probe = probe_summary(model, spec, n_per_depth)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(untrained)
+    probe_untrained = probe_summary(model, spec, n_per_depth)
+    model.load_state_dict(trained)
+    prov = provenance(command or f"make_graph_checkpoint(lr={lr})", torch.get_num_threads(), 1,
+                      time.perf_counter() - start, "cpu")
+    metadata = {"task": TASK, "method": "dense", "seed": seed, "steps": steps, "lr": lr, "n_per_depth": n_per_depth,
+                "accuracy": {split: {str(d): a for d, a in by_depth.items()} for split, by_depth in accuracy.items()},
+                "probe": probe, "probe_untrained": probe_untrained, "provenance": prov}
+    return save_checkpoint(model, path, metadata)
+
+
+def load_graph_checkpoint(path: str | Path = GRAPH_CHECKPOINT):
+    """``(model, metadata)``: the shipped dense model of :data:`TASK` in eval mode, and its header."""
+    from lib.core.training import load_gpt
+
+    return load_gpt(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.experiments.graph_checkpoint", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lr", type=float, required=True,
+                        help="the rate the stored medium sweep chose for the dense arm of graph_reach_unseen")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the medium size's)")
+    parser.add_argument("--out", default=str(GRAPH_CHECKPOINT))
+    args = parser.parse_args(argv)
+    from lib.core.training import make_reproducible
+
+    make_reproducible(seed=0, threads=1)  # one thread, as each harness job runs
+    command = "python -m lib.experiments.graph_checkpoint " + " ".join(sys.argv[1:] if argv is None else argv)
+    path = make_graph_checkpoint(args.lr, args.out, args.seed, args.steps, command=command)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The stored graph-reachability runs (notebook 10) and the dense model shipped beside them come from
+this code, checked in ways that hold on any CPU (no last digits of a trained number are compared):
+the file's protocol and gates, its leakage count, the probe stored with every dense seed, the
+opening losses of stored runs, and the shipped checkpoint against the stored run it repeats."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.core.paths import REPO_ROOT
+from lib.core.training import make_reproducible
+from lib.experiments.frontier_probe import GROUPS, READOUTS
+from lib.experiments.graph_checkpoint import GRAPH_CHECKPOINT, TASK, load_graph_checkpoint
+from lib.experiments.harness import final_runs, load_results, run_gate
+from lib.experiments.harness.graph_reach import PROBE_DEPTHS, graph_accuracy, graph_task
+from lib.experiments.stored_checks import OPENING_TOLERANCE, opening_mismatch
+
+GRAPH_PATH = REPO_ROOT / "data" / "results" / "harness_graph.json"
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return load_results(GRAPH_PATH)
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    make_reproducible(seed=0, threads=1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_graph_file_follows_the_protocol(graph):
+    prov, size = graph["provenance"], graph["size"]
+    assert prov["command"].startswith("python -m lib.experiments.harness --size medium --tasks graph_reach_unseen")
+    assert len(size.seeds) >= 5 and size.sweep_seed not in size.seeds and size.graph_unseen_steps == 7500
+    cells = sorted({(r.task, r.method) for r in graph["runs"]})
+    assert {m for t, m in cells if t == "graph_reach_unseen"} == {"baseline", "pause", "dense"}
+    for task, method in cells:
+        runs = [r for r in graph["runs"] if (r.task, r.method) == (task, method)]
+        final = [r for r in runs if r.role == "final"]
+        assert sorted(r.seed for r in final) == sorted(size.seeds), f"{method}: every reported seed, once"
+        assert all(r.seed == size.sweep_seed for r in runs if r.role == "sweep"), f"{method}: tuning on the tuning seed"
+        assert len({r.lr for r in final}) == 1 and final[0].lr in {r.lr for r in runs if r.role == "sweep"}
+        for r in runs:
+            assert set(r.extra["by_hops"]) == {1, 2, 3} and set(r.extra["ood_by_hops"]) == {4, 5}
+            assert isinstance(r.gate_passed, bool) and r.gate_passed == run_gate(r, graph["references"][task])
+            assert 0 <= r.value <= 1 and 0 <= r.ood_value <= 1
+
+
+def test_graph_file_measured_no_overlap_and_rules_that_do_not_search_stay_low(graph):
+    for task, splits in graph["splits"].items():
+        assert set(splits) == {"val", "test", "test_ood"}
+        for split, record in splits.items():
+            assert record["overlap"] == 0 and record["train_draws"] >= 100_000 and record["test_items"] >= 1000, (task, split)
+    for task, refs in graph["references"].items():
+        assert refs["best_shortcut"] < 0.56 and refs["chance"] == 0.5, task
+
+
+def test_every_stored_dense_seed_carries_its_probe_and_the_untrained_control(graph):
+    for task in graph["references"]:
+        for run in final_runs(graph["runs"], task, "dense"):
+            for key in ("probe", "probe_untrained"):
+                probe = run.extra[key]
+                for readout in READOUTS:
+                    by_depth = probe["group_means"][readout]
+                    assert sorted(by_depth) == sorted(str(d) for d in PROBE_DEPTHS)
+                    for d, by_k in by_depth.items():
+                        assert sorted(by_k, key=int) == [str(k) for k in range(1, int(d) + 1)]
+                        assert all(set(means) == set(GROUPS) for means in by_k.values())
+                assert all(0 <= v <= 1 for by_k in probe["whole_frontier"].values() for v in by_k.values() if v is not None)
+
+
+@pytest.mark.parametrize("method,seed", [("dense", 1), ("baseline", 2)])
+def test_the_opening_losses_of_a_stored_graph_run_come_back(graph, one_thread, method, seed):
+    (run,) = [r for r in final_runs(graph["runs"], TASK, method) if r.seed == seed]
+    worst, _ = opening_mismatch(run, graph["size"])
+    assert worst < OPENING_TOLERANCE, f"{method}/seed {seed}: opening losses moved by {worst:.2e}"
+
+
+def test_the_shipped_checkpoint_repeats_a_stored_dense_run(graph):
+    model, meta = load_graph_checkpoint(GRAPH_CHECKPOINT)
+    (run,) = [r for r in final_runs(graph["runs"], TASK, "dense") if r.seed == meta["seed"]]
+    assert meta["task"] == TASK and meta["method"] == "dense" and meta["lr"] == run.lr
+    assert meta["steps"] == graph["size"].graph_unseen_steps and meta["n_per_depth"] == graph["size"].eval_questions
+    stored = {str(d): a for d, a in (run.extra["by_hops"] | run.extra["ood_by_hops"]).items()}
+    mine = meta["accuracy"]["test"] | meta["accuracy"]["test_ood"]
+    # the same code, seed, rate and steps: equal on the machine that made both, close on any other
+    assert all(abs(mine[d] - stored[d]) <= 0.1 for d in stored), (mine, stored)
+    # evaluating the shipped weights is no training run: it gives back its header's accuracy on any CPU
+    accuracy = graph_accuracy(model, graph_task(TASK), "dense", meta["n_per_depth"])
+    for split, by_depth in accuracy.items():
+        for d, a in by_depth.items():
+            assert a == pytest.approx(meta["accuracy"][split][str(d)], abs=0.005), (split, d)
