@@ -136,7 +136,7 @@ def test_wheel_carries_the_data_but_not_the_results(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = tmp_path.glob("beyond_next_token-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for f in ("tinyshakespeare.txt", "tokenizer.json", "tiny_shakespeare_gpt.safetensors"):
+    for f in ("tinyshakespeare.txt", "tokenizer.json", "tiny_shakespeare_gpt.safetensors", "graph_reach_dense.safetensors"):
         assert f"lib/course_data/{f}" in names
     assert "lib/experiments/pretrained.py" in names and "lib/exercises/learner.py" in names
     assert not any(n.startswith("lib/course_data/results") or n.endswith(".json") and "results" in n for n in names)

@@ -116,3 +116,31 @@ def test_frontier_edge_attention_finds_a_head_that_reads_the_frontier_edges(setu
     finally:
         model.reset_hooks()
     assert all(v["frontier edges"] == pytest.approx(1.0, abs=1e-5) for v in out.values())
+
+
+def test_frontier_edge_attention_tells_one_branch_from_both(setup):
+    """A head that reads only the slots of the frontier node on the answer's path: all of its mass
+    is on the path node and none on the weaker node, from the second step on."""
+    model, batch = setup
+    spec = batch.spec
+    name = "blocks.0.attn.hook_pattern"
+
+    def only_path(pattern, hook):
+        out = pattern.clone()
+        owner = torch.arange(spec.question_pos) // spec.width
+        for k in range(1, int(batch.depths.max()) + 1):
+            q = spec.question_pos + 3 + k - 1
+            node = batch.start if k == 1 else batch.path[:, k - 2]
+            keep = (owner[None, :] == node[:, None]).float()
+            out[:, 0, q] = 0
+            out[:, 0, q, : spec.question_pos] = keep / keep.sum(1, keepdim=True)
+        return out
+
+    model.add_hook(name, only_path)
+    try:
+        out = frontier_edge_attention(model, batch)
+    finally:
+        model.reset_hooks()
+    for k, v in out.items():
+        assert v["path node"] == pytest.approx(1.0, abs=1e-5) and v["frontier edges"] == pytest.approx(1.0, abs=1e-5)
+        assert v["weaker node"] == pytest.approx(1.0 if k == 1 else 0.0, abs=1e-5), k

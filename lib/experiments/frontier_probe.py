@@ -186,8 +186,12 @@ def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[in
     slots of the nodes in frontier ``k - 1`` (the start for ``k = 1``): the edges a search follows
     to reach frontier ``k``. ``"frontier edges"`` is the attention mass on them of the head that
     puts the most there (averaged over rows, in the final pass of the exact unroll, read with
-    ``run_with_cache``), ``"mean head"`` the same averaged over heads, and ``"uniform"`` the share
-    of the graph's table slots they are: what attention spread evenly over the graph would give."""
+    ``run_with_cache``), ``"mean head"`` the same averaged over heads, ``"weaker node"`` that
+    head's mass on the slots of the frontier node it attends to less (both nodes read at once keep
+    it well above 0; following one node leaves it near 0), ``"path node"`` its mass on the slots of
+    the frontier node that leads to the answer (a model that traces back from the candidates, or
+    guesses the branch, puts its mass there), and ``"uniform"`` the share of the
+    graph's table slots they are: what attention spread evenly over the graph would give."""
     from lib.methods.dense import add_dense_vectors, unrolled_forward
 
     checks.check_type(batch, "batch", GraphBatch)
@@ -214,14 +218,17 @@ def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[in
     result = {}
     for k in range(1, int(batch.depths.max()) + 1):
         rows = (batch.depths.cpu() >= k).nonzero(as_tuple=True)[0]
-        before = batch.start.cpu()[:, None] if k == 1 else batch.levels_start.cpu()[:, k - 2]
-        is_edge = torch.zeros(B, spec.n_labels, dtype=torch.bool)
-        is_edge[torch.arange(B)[:, None], before] = True
-        edge_slots = is_edge[:, owner][rows]
-        mass = (pattern[rows, :, spec.question_pos + 3 + k - 1, :table] * edge_slots[:, None]).sum(-1)  # [rows, head]
-        share = edge_slots.sum(1).float() / used_slots[rows].sum(1).float()
-        result[k] = {"frontier edges": mass.mean(0).max().item(), "mean head": mass.mean().item(),
-                     "uniform": share.mean().item()}
+        before = (batch.start.cpu()[:, None] if k == 1 else batch.levels_start.cpu()[:, k - 2])[rows]  # [rows, n]
+        looked = pattern[rows, :, spec.question_pos + 3 + k - 1, :table]  # [rows, head, slot]
+        per_node = torch.stack([(looked * (owner == before[:, None, i : i + 1])).sum(-1)
+                                for i in range(before.shape[1])], dim=-1)  # [rows, head, node]
+        mass = per_node.sum(-1)
+        best = mass.mean(0).argmax()
+        share = before.shape[1] * spec.width / used_slots[rows].sum(1).float()
+        on_path = (before == (batch.start.cpu() if k == 1 else batch.path.cpu()[:, k - 2])[rows, None]).float()
+        result[k] = {"frontier edges": mass[:, best].mean().item(), "mean head": mass.mean().item(),
+                     "weaker node": per_node[:, best].min(-1).values.mean().item(),
+                     "path node": (per_node[:, best] * on_path).sum(-1).mean().item(), "uniform": share.mean().item()}
     return result
 
 

@@ -45,17 +45,28 @@ def make_graph_checkpoint(lr: float, path: str | Path = GRAPH_CHECKPOINT, seed: 
     model, untrained = train_graph_model(TASK, "dense", seed, steps, lr)
     spec = graph_task(TASK)
     accuracy = graph_accuracy(model, spec, "dense", n_per_depth)
-    probe = probe_summary(model, spec, n_per_depth)
+    probe, attention = probe_summary(model, spec, n_per_depth), _attention(model, spec, n_per_depth)
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(untrained)
-    probe_untrained = probe_summary(model, spec, n_per_depth)
+    probe_untrained, attention_untrained = probe_summary(model, spec, n_per_depth), _attention(model, spec, n_per_depth)
     model.load_state_dict(trained)
     prov = provenance(command or f"make_graph_checkpoint(lr={lr})", torch.get_num_threads(), 1,
                       time.perf_counter() - start, "cpu")
     metadata = {"task": TASK, "method": "dense", "seed": seed, "steps": steps, "lr": lr, "n_per_depth": n_per_depth,
                 "accuracy": {split: {str(d): a for d, a in by_depth.items()} for split, by_depth in accuracy.items()},
-                "probe": probe, "probe_untrained": probe_untrained, "provenance": prov}
+                "probe": probe, "probe_untrained": probe_untrained,
+                "attention": attention, "attention_untrained": attention_untrained, "provenance": prov}
     return save_checkpoint(model, path, metadata)
+
+
+def _attention(model, spec, n_per_depth: int) -> dict:
+    """:func:`lib.experiments.frontier_probe.frontier_edge_attention` on the fixed depth-4 test questions."""
+    from lib.experiments.frontier_probe import frontier_edge_attention
+    from lib.experiments.harness.graph_reach import QUESTION_SEED
+    from lib.tasks.graph_reach import graph_eval_sets
+
+    batch = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, "dense")["test_ood"][4]
+    return {str(k): v for k, v in frontier_edge_attention(model, batch).items()}
 
 
 def load_graph_checkpoint(path: str | Path = GRAPH_CHECKPOINT):
