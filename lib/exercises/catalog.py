@@ -412,8 +412,8 @@ _ALL = [
        "exactly one of which is reachable from start. Returns that candidate's label (an int, not its position).",
        ("A node is reachable when some frontier of the start holds it; how many steps can a path of this graph "
         "take at most?",
-        "Search forward from the start with your bfs_frontiers, take the union of the frontiers, and return the "
-        "candidate in it."),
+        "Grow a set of reached nodes from {start}: add the end of every edge whose start is already in it, until "
+        "nothing new joins (the union of bfs_frontiers' sets); return the candidate in it."),
        "lib.exercises.graphs:reference_reachable_candidate"),
     _e("group_means", "10", "medium", 3, 10,
        "The probe's group means.\n\nscores: [batch, n_labels] float, one score per node label and row; groups: "

@@ -69,6 +69,14 @@ def _attention(model, spec, n_per_depth: int) -> dict:
     return {str(k): v for k, v in frontier_edge_attention(model, batch).items()}
 
 
+def graph_checkpoint_metadata(path: str | Path = GRAPH_CHECKPOINT) -> dict:
+    """The header of the shipped model alone (its stored accuracy, probe, attention, provenance),
+    without building the model: numbers written once, the same on every machine that reads them."""
+    from lib.core.training import read_checkpoint
+
+    return read_checkpoint(path)[2]
+
+
 def load_graph_checkpoint(path: str | Path = GRAPH_CHECKPOINT):
     """``(model, metadata)``: the shipped dense model of :data:`TASK` in eval mode, and its header."""
     from lib.core.training import load_gpt

@@ -56,7 +56,7 @@ candidate to its root and compare it with ``s``). ``d`` is the question's *depth
 
 The set of nodes first reached after k steps from ``s`` (the *frontier* at depth k) is exactly
 level k of the start's component: ``width`` nodes at once. That is what makes the task the place
-to ask whether a fed-back vector holds one node or several (the planned notebook 10).
+to ask whether a fed-back vector holds one node or several (notebook 10).
 
 Splits: a graph belongs to train, val or test by a hash of its parent table
 (:mod:`lib.tasks.splits`), so no test graph is ever asked about in training, with any start or
