@@ -93,28 +93,32 @@ def test_frontier_edge_attention_shares_and_untrained_spread(setup):
         frontier_edge_attention(model, batch, layer=1)
 
 
-def test_frontier_edge_attention_finds_a_head_that_reads_the_frontier_edges(setup):
-    """A head forced to look only at the frontier edges' slots puts all its mass there."""
-    model, batch = setup
+def _forced_attention(model, batch, nodes_at):
+    """frontier_edge_attention with head 0 of thought k's position made to read only the table
+    slots of ``nodes_at(k)`` ([batch, n] labels), evenly."""
     spec = batch.spec
-    name = "blocks.0.attn.hook_pattern"
 
-    def only_edges(pattern, hook):
+    def force(pattern, hook):
         out = pattern.clone()
         owner = torch.arange(spec.question_pos) // spec.width
         for k in range(1, int(batch.depths.max()) + 1):
             q = spec.question_pos + 3 + k - 1
-            before = batch.start[:, None] if k == 1 else batch.levels_start[:, k - 2]
-            keep = (owner[None, :, None] == before[:, None, :]).any(-1).float()  # [batch, table]
+            keep = (owner[None, :, None] == nodes_at(k)[:, None, :]).any(-1).float()  # [batch, table]
             out[:, 0, q] = 0
             out[:, 0, q, : spec.question_pos] = keep / keep.sum(1, keepdim=True)
         return out
 
-    model.add_hook(name, only_edges)
+    model.add_hook("blocks.0.attn.hook_pattern", force)
     try:
-        out = frontier_edge_attention(model, batch)
+        return frontier_edge_attention(model, batch)
     finally:
         model.reset_hooks()
+
+
+def test_frontier_edge_attention_finds_a_head_that_reads_the_frontier_edges(setup):
+    """A head forced to look only at the frontier edges' slots puts all its mass there."""
+    model, batch = setup
+    out = _forced_attention(model, batch, lambda k: batch.start[:, None] if k == 1 else batch.levels_start[:, k - 2])
     assert all(v["frontier edges"] == pytest.approx(1.0, abs=1e-5) for v in out.values())
 
 
@@ -122,25 +126,7 @@ def test_frontier_edge_attention_tells_one_branch_from_both(setup):
     """A head that reads only the slots of the frontier node on the answer's path: all of its mass
     is on the path node and none on the weaker node, from the second step on."""
     model, batch = setup
-    spec = batch.spec
-    name = "blocks.0.attn.hook_pattern"
-
-    def only_path(pattern, hook):
-        out = pattern.clone()
-        owner = torch.arange(spec.question_pos) // spec.width
-        for k in range(1, int(batch.depths.max()) + 1):
-            q = spec.question_pos + 3 + k - 1
-            node = batch.start if k == 1 else batch.path[:, k - 2]
-            keep = (owner[None, :] == node[:, None]).float()
-            out[:, 0, q] = 0
-            out[:, 0, q, : spec.question_pos] = keep / keep.sum(1, keepdim=True)
-        return out
-
-    model.add_hook(name, only_path)
-    try:
-        out = frontier_edge_attention(model, batch)
-    finally:
-        model.reset_hooks()
+    out = _forced_attention(model, batch, lambda k: (batch.start if k == 1 else batch.path[:, k - 2])[:, None])
     for k, v in out.items():
         assert v["path node"] == pytest.approx(1.0, abs=1e-5) and v["frontier edges"] == pytest.approx(1.0, abs=1e-5)
         assert v["weaker node"] == pytest.approx(1.0 if k == 1 else 0.0, abs=1e-5), k
