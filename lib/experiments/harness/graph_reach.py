@@ -114,7 +114,7 @@ def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", wri
         return greedy_chain_logits(model, b) if written else graph_logits(model, b.tokens, spec.dense_id)
 
     with checks.eval_mode(model):
-        return {split: {d: answer_accuracy(logits(b.to(device)), b.to(device)) for d, b in by_depth.items()}
+        return {split: {d: answer_accuracy(logits(b), b) for d, b in ((d, b.to(device)) for d, b in by_depth.items())}
                 for split, by_depth in sets.items()}
 
 

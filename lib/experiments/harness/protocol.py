@@ -64,14 +64,22 @@ def next_rate(lrs: list[float], chosen: float) -> float | None:
     return chosen * grid[0] / grid[1]
 
 
-def tune_and_run(task: str, method: str, size: Size, device: torch.device | str = "cpu") -> list[CellResult]:
+def _sequential(task: str, method: str, size: Size, device):
+    return lambda todo: [_traced_run(task, method, seed, size, device, lr) for seed, lr in todo]
+
+
+def tune_and_run(task: str, method: str, size: Size, device: torch.device | str = "cpu",
+                 run_many=None) -> list[CellResult]:
     """The learning-rate sweep on the tuning seed ``size.sweep_seed`` (chosen on the validation
     split; a rate chosen at the grid's edge extends the grid that way, up to ``size.lr_extensions``
     times), then every reported seed ``size.seeds`` at the chosen rate. The tuning seed is never a
     reported seed. Every run comes back, ``role`` saying which is which: ``"sweep"`` (a tuning run)
     or ``"final"`` (a reported seed at the chosen rate); each final run's ``extra["lr_grid"]`` lists
-    the rates the sweep tried."""
+    the rates the sweep tried. ``run_many(todo)`` runs a list of ``(seed, lr)`` and returns their
+    results in order (default: one after the other here; :func:`run_harness` passes worker
+    processes when a batch has fewer pairs than workers)."""
     registry.check_run_args(task, method, size.seeds[0], size.lrs[0])
+    run_many = run_many or _sequential(task, method, size, device)
     info = registry.TASK_INFO[task]
     sweeping = len(size.lrs) > 1
     if sweeping and size.sweep_seed in size.seeds:
@@ -84,35 +92,32 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
         tried: list[float] = []
         todo = list(size.lrs)
         for _ in range(size.lr_extensions + 1):
-            for lr in todo:
-                run = _traced_run(task, method, size.sweep_seed, size, device, lr)
+            for run in run_many([(size.sweep_seed, lr) for lr in todo]):
                 run.role = "sweep"
                 out.append(run)
-                tried.append(lr)
+                tried.append(run.lr)
             chosen = max(out, key=key).lr  # ties: the first rate tried
             nxt = next_rate(tried, chosen)
             if nxt is None:
                 break
             todo = [nxt]
-    for seed in size.seeds:
-        r = _traced_run(task, method, seed, size, device, chosen)
+    grid = sorted({run.lr for run in out}) or [chosen]
+    for r in run_many([(seed, chosen) for seed in size.seeds]):
         r.role = "final"
-        r.extra["lr_grid"] = sorted({run.lr for run in out}) or [chosen]
+        r.extra["lr_grid"] = grid
         r.extra["lr_at_edge"] = sweeping and next_rate(r.extra["lr_grid"], chosen) is not None  # still, after extending
         out.append(r)
     return out
 
 
 def extend_seeds(task: str, method: str, size: Size, device, lr: float, lr_grid: list[float],
-                 have: set[int]) -> list[CellResult]:
+                 have: set[int], run_many=None) -> list[CellResult]:
     """The reported seeds of ``size`` a stored cell lacks (``have``), run at the rate its sweep
     already chose (``lr``, from the rates ``lr_grid``): more seeds for a cell without tuning it
     again, so the new seeds are exactly what a full run with more seeds would have given them."""
+    run_many = run_many or _sequential(task, method, size, device)
     out = []
-    for seed in size.seeds:
-        if seed in have:
-            continue
-        r = _traced_run(task, method, seed, size, device, lr)
+    for r in run_many([(seed, lr) for seed in size.seeds if seed not in have]):
         r.role = "final"
         r.extra["lr_grid"] = sorted(lr_grid)
         r.extra["lr_at_edge"] = len(lr_grid) > 1 and next_rate(lr_grid, lr) is not None
@@ -128,6 +133,14 @@ def _job(args) -> list[CellResult]:
     if known is not None:
         return extend_seeds(task, method, size, device, *known)
     return tune_and_run(task, method, size, device)
+
+
+def _one_run(args) -> CellResult:
+    task, method, seed, size, device, lr, threads = args
+    from lib.core.training import make_reproducible
+
+    make_reproducible(seed=0, threads=threads)
+    return _traced_run(task, method, seed, size, device, lr)
 
 
 def harness_jobs(tasks: tuple[str, ...], methods: tuple[str, ...] | None, references: bool = True) -> list[tuple[str, str]]:
@@ -160,8 +173,9 @@ def run_harness(
     on_pair_done=None,
 ) -> list[CellResult]:
     """Every applicable (task, method) pair, tuned and run over ``size.seeds``. ``jobs > 1`` runs
-    pairs in that many worker processes of one thread each (each run seeds itself, so the numbers
-    do not depend on the order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it
+    pairs in that many worker processes of one thread each, or, when there are fewer pairs than
+    workers, the runs of each pair (each run seeds itself, so the numbers do not depend on the
+    order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it
     has)`` from a stored file: those pairs only run the missing seeds (:func:`extend_seeds`).
     ``done``: runs of pairs finished earlier (a resumed batch): those pairs are not run again and
     their runs come back with the rest. ``on_pair_done(runs)`` is called as each pair finishes, so
@@ -199,6 +213,17 @@ def run_harness(
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(jobs) as pool:
+        if len(pairs) < jobs:
+            # Fewer pairs than workers (one arm added to a stored file): the runs of each pair
+            # share the workers instead, the sweep's rates together, then the reported seeds.
+            for task, method in tqdm(pairs, desc="harness", disable=not progress):
+                def run_many(todo, task=task, method=method):
+                    return pool.map(_one_run, [(task, method, s, size, str(device), lr, 1) for s, lr in todo])
+                if (task, method) in known:
+                    keep(extend_seeds(task, method, size, device, *known[task, method], run_many=run_many))
+                else:
+                    keep(tune_and_run(task, method, size, device, run_many=run_many))
+            return results
         work = [(t, m, size, str(device), 1, known.get((t, m))) for t, m in pairs]
         for part in tqdm(pool.imap_unordered(_job, work), total=len(work), desc="harness", disable=not progress):
             keep(part)
