@@ -172,6 +172,28 @@ def test_a_rate_chosen_at_the_edge_extends_the_grid(monkeypatch):
     assert out[-1].extra["lr_at_edge"] is True  # two extensions allowed, and the best is still the largest rate
 
 
+def test_one_pair_on_two_workers_gives_what_one_worker_gives():
+    # A batch with fewer pairs than workers spreads each pair's runs over the workers: the sweep's
+    # rates together, then the seeds. Every run seeds itself, so the numbers, the chosen rate and
+    # the roles are those of the sequential protocol (same machine, one thread per run).
+    size = replace(SMALL, seeds=(0, 1), lrs=(1e-3, 3e-3), sweep_seed=100, pointer_unseen_steps=8, eval_questions=12,
+                   lr_extensions=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs: one thread, so the same sums in the same order
+    try:
+        alone = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    shared = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2)
+    key = lambda r: (r.role, r.seed, r.lr)  # noqa: E731
+    assert [key(r) for r in shared] == [key(r) for r in alone] == [
+        ("sweep", 100, 1e-3), ("sweep", 100, 3e-3), ("final", 0, shared[-1].lr), ("final", 1, shared[-1].lr)]
+    for a, b in zip(alone, shared):
+        assert (a.value, a.ood_value, a.val_value) == (b.value, b.ood_value, b.val_value)
+        assert a.extra["opening_losses"] == b.extra["opening_losses"]
+        assert a.extra.get("lr_grid") == b.extra.get("lr_grid")
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="task"):
         run_harness(SMALL, tasks=("chess",))
