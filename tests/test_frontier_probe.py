@@ -11,7 +11,8 @@ import torch
 
 from lib.core.model import GPT
 from lib.experiments.frontier_probe import (
-    GROUPS, frontier_probe, frontier_rates, group_means, node_groups, probe_groups, thought_vectors, whole_frontier_rate,
+    GROUPS, branch_preference, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
+    thought_vectors, whole_frontier_rate,
 )
 from lib.methods.dense import unrolled_forward
 from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
@@ -121,3 +122,32 @@ def test_an_untrained_model_holds_no_frontier(batch):
     rates = frontier_rates(model, batch, "logit_lens")
     assert set(rates) == {1, 2, 3, 4, 5}
     assert all(r < 0.5 for r in rates.values() if not math.isnan(r))  # chance for two nodes above the rest is small
+
+
+def test_path_node_ahead_compares_the_two_frontier_nodes_of_each_row():
+    scores = torch.tensor([[0.0, 2.0, 1.0, 9.0], [0.0, 1.0, 2.0, 9.0], [3.0, 1.0, 2.0, 9.0]])
+    frontier = torch.tensor([[1, 2], [2, 1], [1, 0]])
+    on_path = torch.tensor([1, 1, 0])  # ahead, behind, ahead; node 3 (highest) is in no frontier and does not count
+    assert path_node_ahead(scores, on_path, frontier) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="exactly one"):
+        path_node_ahead(scores, torch.tensor([3, 1, 0]), frontier)
+    with pytest.raises(ValueError, match="frontier must be"):
+        path_node_ahead(scores, on_path, frontier[:2])
+
+
+def test_branch_preference_is_the_read_out_of_each_fed_back_thought(batch):
+    torch.manual_seed(0)
+    model = GPT(graph_model_config(SPEC))
+    shares = branch_preference(model, batch)
+    assert set(shares) == {1, 2, 3, 4}  # thought 5 of a depth-5 question predicts the answer
+    vectors = thought_vectors(model, batch)
+    for k, share in shares.items():
+        rows = (batch.depths >= k).nonzero(as_tuple=True)[0]
+        fed = batch.depths[rows] > k
+        scores = model.unembed(vectors[k][:, None])[:, 0, : SPEC.n_labels][fed]
+        pick = rows[fed]
+        assert share == pytest.approx(path_node_ahead(scores, batch.path[pick, k - 1], batch.levels_start[pick, k - 1]))
+    with pytest.raises(ValueError, match="width must be 2"):
+        chain = GraphSpec(width=1)
+        branch_preference(GPT(graph_model_config(chain)),
+                          sample_graph_batch(chain, 8, torch.Generator().manual_seed(0), "test", "dense", (2, 3)))

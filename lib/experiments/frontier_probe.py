@@ -179,6 +179,43 @@ def frontier_rates(model, batch: GraphBatch, readout: str = "logit_lens") -> dic
     return {k: whole_frontier_rate(scores, groups) for k, scores, groups in _thought_scores(model, batch, readout)}
 
 
+def path_node_ahead(scores: Float[Tensor, "batch n_labels"], on_path: Int[Tensor, " batch"],
+                    frontier: Int[Tensor, "batch 2"]) -> float:
+    """The fraction of rows whose read-out scores the frontier node on the answer's path
+    (``on_path``, one of the row's two ``frontier`` nodes) above the other one. About 0.5 when the
+    read-out holds both nodes alike (or neither); near 1 when it follows the branch that leads to
+    the answer, which a model cannot know at that step without searching backwards from the
+    candidates."""
+    checks.check_tensor(scores, "scores", ndim=2, dtype="float")
+    checks.check_tensor(on_path, "on_path", ndim=1, dtype="int")
+    checks.check_tensor(frontier, "frontier", ndim=2, dtype="int")
+    if frontier.shape != (scores.shape[0], 2) or on_path.shape[0] != scores.shape[0]:
+        raise ValueError(f"frontier must be [batch, 2] and on_path [batch] with batch {scores.shape[0]}, "
+                         f"got {tuple(frontier.shape)} and {tuple(on_path.shape)}")
+    if not bool(((frontier == on_path[:, None]).sum(1) == 1).all()):
+        raise ValueError("on_path must be exactly one of its row's two frontier nodes")
+    other = torch.where(frontier[:, 0] == on_path, frontier[:, 1], frontier[:, 0])
+    rows = torch.arange(scores.shape[0])
+    return (scores[rows, on_path] > scores[rows, other]).float().mean().item()
+
+
+@torch.no_grad()
+def branch_preference(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, float]:
+    """``{k: share}``: for every thought ``k`` fed back (``k < d``), :func:`path_node_ahead` of its
+    read-out over the rows deep enough to have it. Two nodes per frontier only (``width=2``)."""
+    _check_probe_args(model, batch, readout)
+    if batch.spec.width != 2:
+        raise ValueError(f"branch_preference compares two frontier nodes: batch.spec.width must be 2, got {batch.spec.width}")
+    result = {}
+    for k, scores, _ in _thought_scores(model, batch, readout):
+        rows = (batch.depths >= k).nonzero(as_tuple=True)[0].cpu()
+        fed = (batch.depths.cpu()[rows] > k)  # the state at k = d predicts the answer: not a thought
+        if fed.any():
+            pick = rows[fed]
+            result[k] = path_node_ahead(scores[fed], batch.path.cpu()[pick, k - 1], batch.levels_start.cpu()[pick, k - 1])
+    return result
+
+
 @torch.no_grad()
 def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[int, dict[str, float]]:
     """Where the ``k``-th thought's position looks in the child table: ``{k: {"frontier edges":
@@ -237,5 +274,5 @@ def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "frontier_edge_attention", "frontier_probe", "frontier_rates", "group_means", "node_groups", "probe_groups",
+__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_probe", "frontier_rates", "group_means", "node_groups", "path_node_ahead", "probe_groups",
            "standardise", "thought_vectors", "whole_frontier_rate"]
