@@ -161,3 +161,90 @@ def test_chain_of_thought_is_an_arm_of_both_graph_tasks_and_writes_at_test():
     run = registry.RUNNERS["graph_reach_unseen"]("cot", 0, small)
     assert run.forward_passes_per_step == 1.0 and run.extra["passes_per_question"] == {"in_distribution": 2.0, "ood": 4.5}
     assert "probe" not in run.extra and set(run.extra["ood_by_hops"]) == {4, 5}
+
+
+def test_the_curriculum_writes_each_new_slot_before_it_hides_it():
+    from lib.experiments.harness.graph_reach import curriculum_latent_slots
+
+    steps, depth = 60, 3
+    latent = [curriculum_latent_slots(t, steps, depth) for t in range(steps)]
+    # stage 1 (depth 1) has no slots; stage 2 (depths 1-2) writes slot 1 (0 latent), then hides it;
+    # stage 3 (depths 1-3) writes slot 2 (1 latent), then hides it: each slot is written before it is hidden
+    assert latent == [0] * 30 + [1] * 20 + [2] * 10
+    for t, k in enumerate(latent):
+        slots = max(curriculum_depths(t, steps, depth)) - 1
+        assert k <= slots  # never more latent slots than the deepest question has
+    with pytest.raises(ValueError, match="step"):
+        curriculum_latent_slots(60, steps, depth)
+
+
+@pytest.mark.parametrize("latent", ["dense", "pause"])
+def test_a_curriculum_stage_hides_the_first_slots_and_writes_the_rest(latent):
+    from lib.methods.curriculum import staged_path
+    from lib.tasks.graph_reach import written_path
+
+    spec = graph_task("graph_reach_unseen")
+    b = sample_graph_batch(spec, 32, torch.Generator().manual_seed(5), "train", "dense", (1, 2, 3, 4, 5))
+    written, written_targets = written_path(b)
+    first = spec.question_pos + 4  # slot 1
+    for hidden in (0, 1, 2):
+        tokens, targets = staged_path(b, hidden, latent)
+        for r in range(32):
+            d = int(b.depths[r])
+            n = min(hidden, d - 1)
+            assert (tokens[r, first : first + n] == spec.filler_id(latent)).all()
+            assert (targets[r, first - 1 : first - 1 + n] == -100).all()  # a latent slot has no target
+            assert torch.equal(tokens[r, first + n :], written[r, first + n :])
+            assert torch.equal(targets[r, first - 1 + n :], written_targets[r, first - 1 + n :])
+    assert torch.equal(staged_path(b, 0, latent)[0], written)  # stage 0 is chain of thought
+    with pytest.raises(ValueError, match="latent"):
+        staged_path(b, 1, "thoughts")
+
+
+def test_the_curriculum_stream_asks_the_same_questions():
+    spec = graph_task("graph_reach_unseen")
+    plain = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30)(29)
+    staged = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30, curriculum="dense")(29)
+    assert torch.equal(plain[0], staged[0])  # the last sixth: every slot latent, the dense arm's layout
+    early = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30, curriculum="pause")(20)
+    assert (early[0] == spec.pause_id).any() and (early[1] != -100).sum() > (plain[1] != -100).sum()
+    with pytest.raises(ValueError, match="pass one"):
+        training_stream(spec, "dense", torch.Generator(), 30, written=True, curriculum="dense")
+    with pytest.raises(ValueError, match="filler must be 'dense'"):
+        training_stream(spec, "none", torch.Generator(), 30, curriculum="dense")
+
+
+def test_the_curriculum_and_looped_arms_run_on_both_graph_tasks():
+    small = replace(SMALL, graph_unseen_steps=12, eval_questions=12)
+    base = registry.RUNNERS["graph_reach_unseen"]("baseline", 0, small)
+    for method in ("coconut", "pause_curriculum", "looped", "looped_injected"):
+        assert all(method in registry.TASK_METHODS[t] for t in TASKS)
+        run = registry.RUNNERS["graph_reach_unseen"](method, 0, small)
+        assert run.n_params == base.n_params  # the same weights: loops are tied, curricula change only the data
+        assert set(run.extra["by_hops"]) == {1, 2, 3} and set(run.extra["ood_by_hops"]) == {4, 5}
+        assert ("probe" in run.extra) == (method == "coconut")  # the continuous thoughts are probed, with their control
+        if method.startswith("looped"):
+            assert run.forward_passes_per_step == 3.0
+        if method == "coconut":
+            assert 1.0 < run.forward_passes_per_step < 3.0  # only its latent slots unroll
+    assert registry.RUNNERS["graph_reach_unseen"]("looped_injected", 0, small).extra["test_loops"] == {
+        "in_distribution": 3, "ood": [4, 5]}
+
+
+def test_the_injected_loop_runs_as_deep_as_each_question(monkeypatch):
+    from lib.methods.looped import InjectedLoopedGPT
+    from lib.tasks.graph_reach import graph_model_config
+
+    spec = graph_task("graph_chain_unseen")
+    torch.manual_seed(0)
+    model = InjectedLoopedGPT(graph_model_config(spec), 3)
+    seen = []
+    run = InjectedLoopedGPT._run
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.n_loops)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(InjectedLoopedGPT, "_run", spy)
+    graph_accuracy(model, spec, "none", 4)
+    assert sorted(set(seen)) == [3, 4, 5] and model.n_loops == 3

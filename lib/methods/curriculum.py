@@ -63,6 +63,24 @@ def staged_chain(batch: PointerBatch, latent_slots: int, latent: Latent = "dense
     return tokens, targets
 
 
+def staged_path(batch, latent_slots: int, latent: Latent = "dense") -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """The same stage on a graph question (:class:`lib.tasks.graph_reach.GraphBatch`, dense layout):
+    the first ``latent_slots`` of each row's ``d - 1`` slots hold a latent token (no target), the
+    rest the path from the start to the answer, written and supervised as in
+    :func:`lib.tasks.graph_reach.written_path`, and the answer a target."""
+    from lib.tasks.graph_reach import GraphBatch, written_path
+
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_int(latent_slots, "latent_slots", min=0)
+    checks.check_choice(latent, "latent", LATENTS)
+    tokens, targets = written_path(batch)  # checks the layout
+    rows, cols = batch.useful.nonzero(as_tuple=True)
+    hidden = cols - (batch.spec.question_pos + 3) <= latent_slots  # slot index 1, 2, ... from the start node
+    tokens[rows[hidden], cols[hidden]] = batch.spec.filler_id(latent)
+    targets[rows[hidden], cols[hidden] - 1] = -100  # a latent slot has no target
+    return tokens, targets
+
+
 def latent_depth(tokens: Int[Tensor, "batch pos"], dense_id: int) -> int:
     """Passes an exact unrolled forward needs: the most dense tokens in a row."""
     checks.check_tensor(tokens, "tokens", ndim=2, dtype="int")
@@ -70,4 +88,4 @@ def latent_depth(tokens: Int[Tensor, "batch pos"], dense_id: int) -> int:
     return int((tokens == dense_id).sum(dim=1).max()) if tokens.numel() else 0
 
 
-__all__ = ["LATENTS", "curriculum_stage", "latent_depth", "staged_chain"]
+__all__ = ["LATENTS", "curriculum_stage", "latent_depth", "staged_chain", "staged_path"]

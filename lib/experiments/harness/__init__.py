@@ -14,7 +14,8 @@ Tasks (each run gives one number, measured on a *test* split no choice was made 
   question used, with a deeper (or longer-armed) out-of-distribution column;
 - ``graph_chain_unseen`` and ``graph_reach_unseen``: graph reachability on unseen graphs (which of
   two candidates the start node reaches), with one or two nodes per search frontier
-  (:mod:`.graph_reach`); baseline, pause and dense tokens, depths 1-3 trained and 4-5 deeper.
+  (:mod:`.graph_reach`), depths 1-3 trained and 4-5 deeper; baseline, pause, dense tokens, chain of
+  thought, Coconut's curriculum and pause with it, and the looped blocks.
 
 Methods (not every method applies to every task: :data:`TASK_METHODS`):
 ``baseline``; ``pause`` (fixed filler tokens, no vector); ``dense`` (the same places fed the

@@ -30,10 +30,15 @@ import time
 
 import torch
 
-from .spec import CellResult, Size
+from .spec import LOOPS, CellResult, Size
 
 TASKS: dict[str, int] = {"graph_chain_unseen": 1, "graph_reach_unseen": 2}  # task -> frontier width
-FILLER = {"baseline": "none", "pause": "pause", "dense": "dense", "cot": "dense"}  # cot writes into the dense slots
+# The layout each arm's questions are drawn in (the draws do not depend on it): cot writes into the
+# dense slots, and the curriculum arms write or hide them stage by stage; the looped blocks get no slots.
+FILLER = {"baseline": "none", "pause": "pause", "dense": "dense", "cot": "dense", "coconut": "dense",
+          "pause_curriculum": "dense", "looped": "none", "looped_injected": "none"}
+TEST_FILLER = FILLER | {"pause_curriculum": "pause"}  # at test every slot is latent
+CURRICULUM_LATENT = {"coconut": "dense", "pause_curriculum": "pause"}
 BATCH = 64
 FRONTIER_BATCH = 32
 QUESTION_SEED = 4321  # the fixed evaluation questions (lib.tasks.graph_reach.graph_eval_sets)
@@ -55,6 +60,24 @@ def curriculum_depths(step: int, steps: int, train_depth: int) -> tuple[int, ...
     return tuple(range(1, min(train_depth, 1 + step // stage) + 1))
 
 
+def curriculum_latent_slots(step: int, steps: int, train_depth: int) -> int:
+    """How many slots are latent at ``step`` in the curriculum arms (``coconut``, ``pause_curriculum``).
+    It rides on the depth curriculum every arm gets (:func:`curriculum_depths`): in the stage that
+    adds depth ``j + 1`` (``j`` slots at most), the first half keeps the newest slot written and
+    supervised (``j - 1`` latent), the second half hides it too (``j`` latent). So each step a
+    question needs is first written, then replaced by a thought, as in Coconut, and by the end every
+    slot is latent, the layout the dense arm trains on throughout."""
+    from lib.core import checks
+
+    checks.check_int(steps, "steps", min=1)
+    checks.check_int(step, "step", min=0, max=steps - 1)
+    checks.check_int(train_depth, "train_depth", min=1)
+    stage = max(1, steps // train_depth)
+    j = min(train_depth - 1, step // stage)
+    second_half = step - j * stage >= stage // 2
+    return j if second_half else max(0, j - 1)
+
+
 def _draw_step(spec, filler: str, generator: torch.Generator, step: int, steps: int):
     """One step's questions, drawn in a fixed order from ``generator``: ``(reach batch, frontier
     batch, frontier tokens, frontier targets)`` (the layout does not change what is drawn)."""
@@ -65,12 +88,15 @@ def _draw_step(spec, filler: str, generator: torch.Generator, step: int, steps: 
     return (reach, frontier, *frontier_questions(frontier, generator))
 
 
-def training_stream(spec, filler: str, generator: torch.Generator, steps: int, device="cpu", written: bool = False):
+def training_stream(spec, filler: str, generator: torch.Generator, steps: int, device="cpu", written: bool = False,
+                    curriculum: str | None = None):
     """``step -> (tokens, targets)`` for a run of ``steps``: ``BATCH`` reach questions, their depths
     under :func:`curriculum_depths`, then ``FRONTIER_BATCH`` depth-1 frontier questions, all on
     training graphs, laid out with ``filler``. ``written``: the reach questions' slots hold the
     path to the answer, supervised (chain of thought, :func:`lib.tasks.graph_reach.written_path`;
-    ``filler`` must be "dense"); the questions drawn are the same."""
+    ``filler`` must be "dense"); ``curriculum`` ("dense" or "pause"): the slots are written or latent
+    by :func:`curriculum_latent_slots` (:func:`lib.methods.curriculum.staged_path`; ``filler`` must
+    be "dense"). The questions drawn are the same whatever the layout."""
     from lib.core import checks
     from lib.tasks.graph_reach import FILLERS, GraphSpec, written_path
 
@@ -79,12 +105,21 @@ def training_stream(spec, filler: str, generator: torch.Generator, steps: int, d
     checks.check_type(generator, "generator", torch.Generator)
     checks.check_int(steps, "steps", min=1)
     checks.check_bool(written, "written")
-    if written and filler != "dense":
-        raise ValueError(f"written=True writes into the dense slots: filler must be 'dense', got {filler!r}")
+    if curriculum is not None:
+        from lib.methods.curriculum import LATENTS, staged_path
+
+        checks.check_choice(curriculum, "curriculum", LATENTS)
+    if (written or curriculum is not None) and filler != "dense":
+        raise ValueError(f"written and curriculum fill the dense slots: filler must be 'dense', got {filler!r}")
+    if written and curriculum is not None:
+        raise ValueError("written=True and a curriculum fill the same slots: pass one")
 
     def batch_fn(step: int):
         reach, _, tokens, targets = _draw_step(spec, filler, generator, step, steps)
-        reach_tokens, reach_targets = written_path(reach) if written else (reach.tokens, reach.targets)
+        if curriculum is not None:
+            reach_tokens, reach_targets = staged_path(reach, curriculum_latent_slots(step, steps, spec.train_depth), curriculum)
+        else:
+            reach_tokens, reach_targets = written_path(reach) if written else (reach.tokens, reach.targets)
         return torch.cat([reach_tokens, tokens]).to(device), torch.cat([reach_targets, targets]).to(device)
 
     return batch_fn
@@ -101,7 +136,9 @@ def graph_logits(model, tokens, dense_id: int):
 @torch.no_grad()
 def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", written: bool = False) -> dict[str, dict[int, float]]:
     """Per split ("val", "test", "test_ood") and depth: answer accuracy on the fixed questions.
-    ``written``: the model writes its own path into the dense slots first (greedy, one pass a slot)."""
+    ``written``: the model writes its own path into the dense slots first (greedy, one pass a slot).
+    A looped block with input injection runs ``max(LOOPS, d)`` loops on questions of depth ``d``
+    (as deep as the question needs, as dense tokens unroll)."""
     from lib.core import checks
     from lib.methods.chain_of_thought import greedy_chain_logits
     from lib.tasks.graph_reach import answer_accuracy, graph_eval_sets
@@ -110,7 +147,12 @@ def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", wri
     checks.check_bool(written, "written")
     sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, filler)  # checks spec, n_per_depth and filler
 
+    from lib.methods.looped import InjectedLoopedGPT, with_loops
+
     def logits(b):
+        if isinstance(model, InjectedLoopedGPT):
+            with with_loops(model, max(LOOPS, int(b.depths.max()))):
+                return model(b.tokens)
         return greedy_chain_logits(model, b) if written else graph_logits(model, b.tokens, spec.dense_id)
 
     with checks.eval_mode(model):
@@ -119,7 +161,7 @@ def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", wri
 
 
 def train_graph_model(task: str, method: str, seed: int, steps: int, lr: float, device="cpu"):
-    """The 1-layer GPT of ``method`` (``baseline``, ``pause``, ``dense`` or ``cot``) trained on ``task``'s
+    """The 1-layer GPT of ``method`` (a key of :data:`FILLER`) trained on ``task``'s
     stream for ``steps`` at rate ``lr``, as every harness run of the task trains it: ``(model,
     its untrained weights)``. The same arguments give the same weights on the same machine."""
     from lib.core import checks
@@ -134,33 +176,49 @@ def train_graph_model(task: str, method: str, seed: int, steps: int, lr: float, 
     checks.check_float(lr, "lr", positive=True)
     filler = FILLER[method]
     torch.manual_seed(seed)
-    model = GPT(graph_model_config(spec)).to(device)
+    cfg = graph_model_config(spec)
+    if method in ("looped", "looped_injected"):  # the same block, run LOOPS times, weights tied
+        from lib.methods.looped import InjectedLoopedGPT, LoopedGPT
+
+        model = (LoopedGPT if method == "looped" else InjectedLoopedGPT)(cfg, LOOPS).to(device)
+    else:
+        model = GPT(cfg).to(device)
     untrained = copy.deepcopy(model.state_dict())
     gen = torch.Generator().manual_seed(seed)
-    train(model, training_stream(spec, filler, gen, steps, device, written=method == "cot"),
+    stream = training_stream(spec, filler, gen, steps, device, written=method == "cot", curriculum=CURRICULUM_LATENT.get(method))
+    train(model, stream,
           TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(20, steps // 10), eval_interval=steps, progress=False),
           loss_fn=lambda m, b: GPT.loss(graph_logits(m, b[0], spec.dense_id), targets=b[1]))
     return model, untrained
 
 
 def filler_runner(task: str):
-    """The run function of ``task`` for the 1-layer GPT with no filler, pause or dense tokens, or
-    the path written out (``cot``)."""
+    """The run function of ``task`` for every arm of :data:`FILLER`: the 1-layer GPT with no filler,
+    pause or dense tokens, the path written out (``cot``), the curriculum from written steps to
+    continuous thoughts or pauses (``coconut``, ``pause_curriculum``), or its block looped."""
     graph_task(task)  # checks the name
 
     def run(method: str, seed: int, size: Size, device, lr: float) -> CellResult:
         start = time.perf_counter()
-        spec, filler = graph_task(task), FILLER[method]
-        model, untrained = train_graph_model(task, method, seed, size.graph_unseen_steps, lr, device)
+        spec, filler, steps = graph_task(task), TEST_FILLER[method], size.graph_unseen_steps
+        model, untrained = train_graph_model(task, method, seed, steps, lr, device)
         accuracy = graph_accuracy(model, spec, filler, size.eval_questions, device, written=method == "cot")
         mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
         extra = {"by_hops": accuracy["test"], "ood_by_hops": accuracy["test_ood"], "width": spec.width,
                  "frontier_questions_per_step": FRONTIER_BATCH}
-        if method == "dense":  # what the thoughts hold, and the same seed's untrained model as the control
+        if method in ("dense", "coconut"):  # what the thoughts hold, and the same seed's untrained model as the control
             extra["probe"] = probe_summary(model, spec, size.eval_questions, device)
             model.load_state_dict(untrained)
             extra["probe_untrained"] = probe_summary(model, spec, size.eval_questions, device)
         passes = 1.0 + (spec.train_depth - 1 if method == "dense" else 0)  # cot trains teacher-forced: one pass
+        if method == "coconut":  # unrolls only its latent slots: the mean over the schedule
+            passes = 1.0 + sum(curriculum_latent_slots(t, steps, spec.train_depth) for t in range(steps)) / steps
+        if method in ("looped", "looped_injected"):
+            passes = float(LOOPS)
+        if method in CURRICULUM_LATENT:
+            extra["curriculum"] = "each new slot written for half a depth stage, then latent"
+        if method == "looped_injected":
+            extra["test_loops"] = {"in_distribution": LOOPS, "ood": [max(LOOPS, d) for d in spec.ood_depths]}
         if method == "cot":  # at test it writes d - 1 slots, one pass each: d passes, as dense tokens unrolled
             extra["passes_per_question"] = {"in_distribution": sum(spec.id_depths) / len(spec.id_depths),
                                             "ood": sum(spec.ood_depths) / len(spec.ood_depths)}
