@@ -133,6 +133,9 @@ def test_path_node_ahead_compares_the_two_frontier_nodes_of_each_row():
         path_node_ahead(scores, torch.tensor([3, 1, 0]), frontier)
     with pytest.raises(ValueError, match="frontier must be"):
         path_node_ahead(scores, on_path, frontier[:2])
+    with pytest.raises(ValueError, match="labels 0 .. 3"):
+        path_node_ahead(scores, torch.tensor([-1, 1, 0]), torch.tensor([[-1, 2], [2, 1], [1, 0]]))
+    assert path_node_ahead(torch.zeros(3, 4), on_path, frontier) == 0.5  # both alike: no preference
 
 
 def test_branch_preference_is_the_read_out_of_each_fed_back_thought(batch):
@@ -151,3 +154,28 @@ def test_branch_preference_is_the_read_out_of_each_fed_back_thought(batch):
         chain = GraphSpec(width=1)
         branch_preference(GPT(graph_model_config(chain)),
                           sample_graph_batch(chain, 8, torch.Generator().manual_seed(0), "test", "dense", (2, 3)))
+
+
+def test_branch_preference_reads_the_path_node_of_level_k(batch, monkeypatch):
+    # a read-out that lights exactly the node on the answer's path at each thought gives 1, one
+    # that lights the other frontier node gives 0: a wrong level or row would land between
+    import lib.experiments.frontier_probe as probe
+
+    def lit(on_path: bool):
+        def scores(model, b, readout):
+            for k in range(1, int(b.depths.max()) + 1):
+                rows = (b.depths >= k).nonzero(as_tuple=True)[0]
+                node = b.path[rows, k - 1]
+                if not on_path:
+                    pair = b.levels_start[rows, k - 1]
+                    node = torch.where(pair[:, 0] == node, pair[:, 1], pair[:, 0])
+                out = torch.zeros(len(rows), SPEC.n_labels)
+                out[torch.arange(len(rows)), node] = 1.0
+                yield k, out, None
+        return scores
+
+    model = GPT(graph_model_config(SPEC))
+    monkeypatch.setattr(probe, "_thought_scores", lit(True))
+    assert set(branch_preference(model, batch).values()) == {1.0}
+    monkeypatch.setattr(probe, "_thought_scores", lit(False))
+    assert set(branch_preference(model, batch).values()) == {0.0}

@@ -172,7 +172,7 @@ def test_a_rate_chosen_at_the_edge_extends_the_grid(monkeypatch):
     assert out[-1].extra["lr_at_edge"] is True  # two extensions allowed, and the best is still the largest rate
 
 
-def test_one_pair_on_two_workers_gives_what_one_worker_gives():
+def test_one_pair_on_two_workers_gives_what_one_worker_gives(monkeypatch):
     # A batch with fewer pairs than workers spreads each pair's runs over the workers: the sweep's
     # rates together, then the seeds. Every run seeds itself, so the numbers, the chosen rate and
     # the roles are those of the sequential protocol (same machine, one thread per run).
@@ -192,6 +192,19 @@ def test_one_pair_on_two_workers_gives_what_one_worker_gives():
         assert (a.value, a.ood_value, a.val_value) == (b.value, b.ood_value, b.val_value)
         assert a.extra["opening_losses"] == b.extra["opening_losses"]
         assert a.extra.get("lr_grid") == b.extra.get("lr_grid")
+    # ... and it was the workers that ran them: the protocol got a way to spread runs, in the main process
+    import lib.experiments.harness.protocol as protocol
+
+    spread = []
+    for name in ("tune_and_run", "extend_seeds"):
+        real = getattr(protocol, name)
+        monkeypatch.setattr(protocol, name, lambda *a, real=real, **k: spread.append(k.get("run_many")) or real(*a, **k))
+    known = {("pointer_unseen", "baseline"): (shared[-1].lr, [1e-3, 3e-3], {0})}  # a stored cell with seed 0: run seed 1
+    more = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2,
+                       known=known)
+    assert [(r.role, r.seed) for r in more] == [("final", 1)] and more[0].value == shared[-1].value
+    run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2)
+    assert len(spread) == 2 and all(callable(f) for f in spread)
 
 
 def test_bad_arguments():

@@ -176,6 +176,9 @@ def test_the_curriculum_writes_each_new_slot_before_it_hides_it():
         assert k <= slots  # never more latent slots than the deepest question has
     with pytest.raises(ValueError, match="step"):
         curriculum_latent_slots(60, steps, depth)
+    # the last stage takes the leftover steps and still splits them in halves
+    odd = [curriculum_latent_slots(t, 100, depth) for t in range(100)]
+    assert odd[66:] == [1] * 17 + [2] * 17
 
 
 @pytest.mark.parametrize("latent", ["dense", "pause"])
@@ -205,7 +208,7 @@ def test_the_curriculum_stream_asks_the_same_questions():
     spec = graph_task("graph_reach_unseen")
     plain = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30)(29)
     staged = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30, curriculum="dense")(29)
-    assert torch.equal(plain[0], staged[0])  # the last sixth: every slot latent, the dense arm's layout
+    assert torch.equal(plain[0], staged[0]) and torch.equal(plain[1], staged[1])  # the last sixth: the dense arm's layout and targets
     early = training_stream(spec, "dense", torch.Generator().manual_seed(0), 30, curriculum="pause")(20)
     assert (early[0] == spec.pause_id).any() and (early[1] != -100).sum() > (plain[1] != -100).sum()
     with pytest.raises(ValueError, match="pass one"):
@@ -214,21 +217,21 @@ def test_the_curriculum_stream_asks_the_same_questions():
         training_stream(spec, "none", torch.Generator(), 30, curriculum="dense")
 
 
-def test_the_curriculum_and_looped_arms_run_on_both_graph_tasks():
+def test_the_curriculum_and_looped_arms_are_arms_of_both_graph_tasks_and_run():
     small = replace(SMALL, graph_unseen_steps=12, eval_questions=12)
     base = registry.RUNNERS["graph_reach_unseen"]("baseline", 0, small)
+    runs = {}
     for method in ("coconut", "pause_curriculum", "looped", "looped_injected"):
         assert all(method in registry.TASK_METHODS[t] for t in TASKS)
-        run = registry.RUNNERS["graph_reach_unseen"](method, 0, small)
+        runs[method] = run = registry.RUNNERS["graph_reach_unseen"](method, 0, small)
         assert run.n_params == base.n_params  # the same weights: loops are tied, curricula change only the data
         assert set(run.extra["by_hops"]) == {1, 2, 3} and set(run.extra["ood_by_hops"]) == {4, 5}
         assert ("probe" in run.extra) == (method == "coconut")  # the continuous thoughts are probed, with their control
         if method.startswith("looped"):
             assert run.forward_passes_per_step == 3.0
-        if method == "coconut":
-            assert 1.0 < run.forward_passes_per_step < 3.0  # only its latent slots unroll
-    assert registry.RUNNERS["graph_reach_unseen"]("looped_injected", 0, small).extra["test_loops"] == {
-        "in_distribution": 3, "ood": [4, 5]}
+        if method == "coconut":  # only its latent slots unroll (a batch of 64 always has a row of the stage's depth)
+            assert 1.0 < run.forward_passes_per_step < 3.0
+    assert runs["looped_injected"].extra["test_loops"] == {"in_distribution": 3, "ood": [4, 5]}
 
 
 def test_the_injected_loop_runs_as_deep_as_each_question(monkeypatch):
@@ -248,3 +251,5 @@ def test_the_injected_loop_runs_as_deep_as_each_question(monkeypatch):
     monkeypatch.setattr(InjectedLoopedGPT, "_run", spy)
     graph_accuracy(model, spec, "none", 4)
     assert sorted(set(seen)) == [3, 4, 5] and model.n_loops == 3
+    with pytest.raises(ValueError, match="without slots"):
+        graph_accuracy(model, spec, "dense", 4)

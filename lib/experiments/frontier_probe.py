@@ -182,7 +182,7 @@ def frontier_rates(model, batch: GraphBatch, readout: str = "logit_lens") -> dic
 def path_node_ahead(scores: Float[Tensor, "batch n_labels"], on_path: Int[Tensor, " batch"],
                     frontier: Int[Tensor, "batch 2"]) -> float:
     """The fraction of rows whose read-out scores the frontier node on the answer's path
-    (``on_path``, one of the row's two ``frontier`` nodes) above the other one. About 0.5 when the
+    (``on_path``, one of the row's two ``frontier`` nodes) above the other one, a tie counting half. About 0.5 when the
     read-out holds both nodes alike (or neither); near 1 when it follows the branch that leads to
     the answer, which a model cannot know at that step without searching backwards from the
     candidates."""
@@ -192,11 +192,14 @@ def path_node_ahead(scores: Float[Tensor, "batch n_labels"], on_path: Int[Tensor
     if frontier.shape != (scores.shape[0], 2) or on_path.shape[0] != scores.shape[0]:
         raise ValueError(f"frontier must be [batch, 2] and on_path [batch] with batch {scores.shape[0]}, "
                          f"got {tuple(frontier.shape)} and {tuple(on_path.shape)}")
+    if frontier.numel() and not bool(((frontier >= 0) & (frontier < scores.shape[1])).all()):
+        raise ValueError(f"frontier nodes must be labels 0 .. {scores.shape[1] - 1}")
     if not bool(((frontier == on_path[:, None]).sum(1) == 1).all()):
         raise ValueError("on_path must be exactly one of its row's two frontier nodes")
     other = torch.where(frontier[:, 0] == on_path, frontier[:, 1], frontier[:, 0])
     rows = torch.arange(scores.shape[0])
-    return (scores[rows, on_path] > scores[rows, other]).float().mean().item()
+    mine, theirs = scores[rows, on_path], scores[rows, other]
+    return ((mine > theirs).float() + 0.5 * (mine == theirs).float()).mean().item()  # a tie counts half: no preference
 
 
 @torch.no_grad()

@@ -74,7 +74,8 @@ def curriculum_latent_slots(step: int, steps: int, train_depth: int) -> int:
     checks.check_int(train_depth, "train_depth", min=1)
     stage = max(1, steps // train_depth)
     j = min(train_depth - 1, step // stage)
-    second_half = step - j * stage >= stage // 2
+    length = stage if j < train_depth - 1 else steps - j * stage  # the last stage takes the leftover steps
+    second_half = step - j * stage >= length // 2  # a stage of one step has no first half: its slot is hidden at once
     return j if second_half else max(0, j - 1)
 
 
@@ -148,6 +149,10 @@ def graph_accuracy(model, spec, filler: str, n_per_depth: int, device="cpu", wri
     sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, filler)  # checks spec, n_per_depth and filler
 
     from lib.methods.looped import InjectedLoopedGPT, with_loops
+
+    if isinstance(model, InjectedLoopedGPT) and (written or filler != "none"):
+        raise ValueError(f"a looped model reads questions without slots: pass filler='none' and written=False, "
+                         f"got filler={filler!r}, written={written}")
 
     def logits(b):
         if isinstance(model, InjectedLoopedGPT):

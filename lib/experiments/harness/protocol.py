@@ -104,7 +104,7 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
     grid = sorted({run.lr for run in out}) or [chosen]
     for r in run_many([(seed, chosen) for seed in size.seeds]):
         r.role = "final"
-        r.extra["lr_grid"] = grid
+        r.extra["lr_grid"] = list(grid)
         r.extra["lr_at_edge"] = sweeping and next_rate(r.extra["lr_grid"], chosen) is not None  # still, after extending
         out.append(r)
     return out
