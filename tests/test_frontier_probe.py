@@ -11,8 +11,8 @@ import torch
 
 from lib.core.model import GPT
 from lib.experiments.frontier_probe import (
-    GROUPS, branch_preference, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
-    thought_vectors, whole_frontier_rate,
+    GROUPS, branch_preference, frontier_leads, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
+    seed_agreement, thought_vectors, whole_frontier_rate,
 )
 from lib.methods.dense import unrolled_forward
 from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
@@ -179,3 +179,54 @@ def test_branch_preference_reads_the_path_node_of_level_k(batch, monkeypatch):
     assert set(branch_preference(model, batch).values()) == {1.0}
     monkeypatch.setattr(probe, "_thought_scores", lit(False))
     assert set(branch_preference(model, batch).values()) == {0.0}
+
+
+def test_the_frontier_leads_only_above_every_group_that_has_members():
+    assert frontier_leads({"frontier": 1.0, "reached earlier": 0.5, "reachable later": None, "unreachable": float("nan")})
+    assert not frontier_leads({"frontier": 1.0, "reached earlier": 1.2, "reachable later": 0.0, "unreachable": 0.0})
+    assert not frontier_leads({"frontier": 1.0, "reached earlier": 1.0, "reachable later": 0.0, "unreachable": 0.0})  # a tie is no lead
+    assert not frontier_leads({"frontier": None, "reached earlier": 0.0, "reachable later": 0.0, "unreachable": 0.0})
+    assert not frontier_leads({"frontier": 1.0, "reached earlier": None, "reachable later": None, "unreachable": None})
+    with pytest.raises(ValueError, match="frontier"):
+        frontier_leads({"reached earlier": 0.0})
+
+
+def _stored_probe(front_by_k: dict[int, float], whole: float, embedding_front: float = 0.0) -> dict:
+    # a probe as probe_summary stores it, depth 3 only: thoughts 1-3, string keys
+    def means(front):
+        return {"frontier": front, "reached earlier": 0.5, "reachable later": 0.0, "unreachable": None}
+    return {"group_means": {"logit_lens": {"3": {str(k): means(f) for k, f in front_by_k.items()}},
+                            "embedding": {"3": {str(k): means(embedding_front) for k in front_by_k}}},
+            "whole_frontier": {"3": {str(k): whole for k in front_by_k}}}
+
+
+def test_seed_agreement_counts_the_seeds_that_lead_and_leaves_out_the_answer_state():
+    trained = [_stored_probe({1: 1.0, 2: 1.0, 3: 9.0}, 0.8), _stored_probe({1: 1.0, 2: 0.2, 3: 9.0}, 0.6, embedding_front=1.0),
+               _stored_probe({1: 0.1, 2: 0.2, 3: 9.0}, 0.4)]
+    control = [_stored_probe({1: 0.0, 2: 0.0, 3: 0.0}, 0.0)] * 2 + [_stored_probe({1: 0.9, 2: 0.0, 3: 0.0}, 0.3)]
+    table = seed_agreement(trained, control)
+    assert sorted(table) == [(3, 1), (3, 2)]  # k = d predicts the answer: not a thought fed back
+    assert table[3, 1]["logit_lens"] == 2 and table[3, 2]["logit_lens"] == 1
+    assert table[3, 1]["embedding"] == 1 and table[3, 1]["untrained"] == 1 and table[3, 2]["untrained"] == 0
+    assert table[3, 1]["whole"] == pytest.approx(0.6) and table[3, 1]["whole_spread"] == pytest.approx(0.2)
+    assert table[3, 1]["whole_untrained"] == pytest.approx(0.1) and table[3, 1]["n"] == 3
+    assert table[3, 1]["whole_min"] == pytest.approx(0.4) and table[3, 1]["whole_untrained_max"] == pytest.approx(0.3)
+
+
+def test_seed_agreement_needs_a_control_for_every_seed_and_every_depth():
+    probe = _stored_probe({1: 1.0, 2: 1.0, 3: 1.0}, 0.5)
+    with pytest.raises(ValueError, match="pair up"):
+        seed_agreement([probe, probe], [probe])
+    with pytest.raises(ValueError, match="pair up"):
+        seed_agreement([], [])
+    short = _stored_probe({1: 1.0, 3: 1.0}, 0.5)  # thought 2 missing
+    with pytest.raises(ValueError, match="probe 1 lacks depth 3, thought 2"):
+        seed_agreement([probe, short], [probe, probe])
+
+
+def test_seed_agreement_leaves_out_a_seed_without_a_rate():
+    # a rate is None when no question had both groups (as probe_summary stores a NaN)
+    probes = [_stored_probe({1: 1.0, 2: 1.0, 3: 1.0}, 0.5), _stored_probe({1: 1.0, 2: 1.0, 3: 1.0}, None)]
+    table = seed_agreement(probes, [_stored_probe({1: 0.0, 2: 0.0, 3: 0.0}, None)] * 2)
+    assert table[3, 1]["whole"] == pytest.approx(0.5) and table[3, 1]["whole_min"] == pytest.approx(0.5)
+    assert math.isnan(table[3, 1]["whole_untrained"]) and math.isnan(table[3, 1]["whole_untrained_max"])

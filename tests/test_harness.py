@@ -172,7 +172,7 @@ def test_a_rate_chosen_at_the_edge_extends_the_grid(monkeypatch):
     assert out[-1].extra["lr_at_edge"] is True  # two extensions allowed, and the best is still the largest rate
 
 
-def test_one_pair_on_two_workers_gives_what_one_worker_gives(monkeypatch):
+def test_one_pair_on_two_workers_gives_what_one_worker_gives(monkeypatch, tmp_path):
     # A batch with fewer pairs than workers spreads each pair's runs over the workers: the sweep's
     # rates together, then the seeds. Every run seeds itself, so the numbers, the chosen rate and
     # the roles are those of the sequential protocol (same machine, one thread per run).
@@ -184,8 +184,13 @@ def test_one_pair_on_two_workers_gives_what_one_worker_gives(monkeypatch):
         alone = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False)
     finally:
         torch.set_num_threads(threads)
-    shared = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2)
+    shared = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2,
+                         keep=tmp_path / "r.json")
     key = lambda r: (r.role, r.seed, r.lr)  # noqa: E731
+    from lib.experiments.harness.results import read_runs
+
+    kept = read_runs(tmp_path / "r.json", size)  # written by the workers, one line per run
+    assert sorted((r.seed, r.lr, r.value) for r in kept) == sorted((r.seed, r.lr, r.value) for r in shared)
     assert [key(r) for r in shared] == [key(r) for r in alone] == [
         ("sweep", 100, 1e-3), ("sweep", 100, 3e-3), ("final", 0, shared[-1].lr), ("final", 1, shared[-1].lr)]
     for a, b in zip(alone, shared):

@@ -237,3 +237,112 @@ def test_the_cli_refuses_repeated_seeds_before_running(capsys):
     with pytest.raises(SystemExit):
         main(["--tasks", "pointer", "--methods", "baseline", "--seeds", "0", "0"])
     assert "--seeds: Size.seeds must be distinct" in capsys.readouterr().err
+
+
+def test_a_batch_keeps_every_run_and_a_resumed_batch_makes_only_the_runs_it_lacks(monkeypatch, tmp_path):
+    # A batch longer than one sitting: the runs file has every finished run, a later sitting makes
+    # only the missing ones and gets the same results as one uninterrupted batch.
+    from dataclasses import replace
+
+    from lib.experiments.harness.protocol import run_harness
+    from lib.experiments.harness.results import read_runs, runs_path
+
+    _toy_registry(monkeypatch, _chance_arm)
+    target = tmp_path / "r.json"
+    whole = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=target)
+    assert runs_path(target).name == "r.json.runs.jsonl"
+    kept = read_runs(target, TINY)
+    assert [(r.seed, r.lr) for r in kept] == [(r.seed, r.lr) for r in whole]
+    assert all(r.role is None for r in kept)  # a kept run has no role until a batch gives it one
+    assert kept[0].extra["by_hops"] == {1: 0.95, 2: whole[0].value, 3: whole[0].value}  # hop counts are ints again
+    # the first sitting ended after the sweep and two seeds; the last line was cut short by a crash
+    lines = runs_path(target).read_text().splitlines()
+    runs_path(target).write_text("\n".join(lines[:4]) + "\n" + lines[4][:30])
+    made = []
+
+    def counting_arm(method, seed, size, device, lr):
+        made.append((seed, lr))
+        return _chance_arm(method, seed, size, device, lr)
+
+    _toy_registry(monkeypatch, counting_arm)
+    again = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=target)
+    assert made == [(2, 3e-3), (3, 3e-3), (4, 3e-3)]  # the sweep's two runs and seeds 0-1 were kept
+    assert [(r.seed, r.lr, r.role, r.value) for r in again] == [(r.seed, r.lr, r.role, r.value) for r in whole]
+    assert len(read_runs(target, TINY)) == 7  # the four kept runs and the three made now
+    # runs made at another size are not this batch's runs
+    assert read_runs(target, replace(TINY, pointer_steps=2)) == []
+    assert read_runs(target, replace(TINY, seeds=(0, 1, 2, 3, 4, 5))) != []  # more seeds: the same runs
+    assert read_runs(tmp_path / "none.json", TINY) == []
+    with pytest.raises(TypeError, match="keep must be a results path"):
+        run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=3)
+
+
+def test_the_cli_keeps_runs_for_resume_and_removes_them_when_the_batch_is_stored(monkeypatch, tmp_path):
+    from lib.experiments.harness import cli
+    from lib.experiments.harness.results import append_run, load_results, runs_path
+
+    _toy_registry(monkeypatch, _chance_arm)
+    monkeypatch.setattr(cli, "SIZES", {**cli.SIZES, "tiny": TINY})
+    target = tmp_path / "r.json"
+    from dataclasses import replace
+
+    # left by an earlier sitting of this batch: seed 0 at the rate the sweep will choose, marked by
+    # a value the toy arm never gives, so the stored file shows whether it was reused or made again
+    early = replace(_chance_arm("toy", 0, TINY, "cpu", 3e-3), value=0.123)
+    append_run(target, early, TINY, {"commit": "abc", "uncommitted_changes": False, "lib_diff_sha256": None})
+    monkeypatch.setattr(registry, "task_references", lambda task, size: {"chance": 1 / 6, "one_hop_needed": 0.9})
+    assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--json", str(target), "--resume"]) == 0
+    stored = load_results(target)
+    (seed_0,) = [r for r in stored["runs"] if r.seed == 0]
+    assert seed_0.value == 0.123 and seed_0.role == "final"  # reused, and given its role by the protocol
+    assert stored["provenance"]["resumed_runs"] == 1 and stored["provenance"]["resumed_run_commits"] == ["abc"]
+    assert not runs_path(target).exists()  # the batch is stored: nothing is left to resume
+    append_run(target, early, TINY)
+    assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--json", str(target)]) == 0
+    stored = load_results(target)
+    assert "resumed_runs" not in stored["provenance"]  # without --resume a batch starts afresh ...
+    assert [r.value for r in stored["runs"] if r.seed == 0] == [_chance_arm("toy", 0, TINY, "cpu", 3e-3).value]  # ... and makes every run
+
+
+def _append_many(args):
+    path, worker, n = args
+    from lib.experiments.harness.results import append_run
+
+    for i in range(n):  # lines far longer than a pipe buffer, as a run with its probe and curve is
+        run = CellResult("pointer", "toy", worker * 1000 + i, 1e-3, 0.5, 0.5, 1, 1.0, 0.0, {"pad": "x" * 20_000})
+        append_run(path, run, TINY, {"commit": "c", "uncommitted_changes": False, "lib_diff_sha256": None})
+
+
+def test_worker_processes_appending_runs_at_once_lose_none(tmp_path):
+    import multiprocessing as mp
+
+    from lib.experiments.harness.results import read_runs
+
+    target = tmp_path / "r.json"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_append_many, [(str(target), w, 40) for w in range(4)])
+    kept = read_runs(target, TINY)
+    assert sorted(r.seed for r in kept) == sorted(w * 1000 + i for w in range(4) for i in range(40))
+    assert all(len(r.extra["pad"]) == 20_000 for r in kept)
+
+
+def test_the_cli_runs_a_fixed_rate_without_a_sweep_and_keeps_it_out_of_a_swept_file(monkeypatch, tmp_path, capsys):
+    from lib.experiments.harness import cli
+    from lib.experiments.harness.results import load_results
+
+    _toy_registry(monkeypatch, _chance_arm)
+    monkeypatch.setattr(cli, "SIZES", {**cli.SIZES, "tiny": TINY})
+    monkeypatch.setattr(registry, "task_references", lambda task, size: {"chance": 1 / 6, "one_hop_needed": 0.9})
+    fixed = tmp_path / "fixed.json"
+    assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--lrs", "1e-3", "--json", str(fixed)]) == 0
+    stored = load_results(fixed)
+    assert stored["size"].lrs == (1e-3,) and {(r.role, r.lr) for r in stored["runs"]} == {("final", 1e-3)}
+    assert sorted(r.seed for r in stored["runs"]) == list(TINY.seeds)  # no run on the tuning seed: nothing was tuned
+    swept = tmp_path / "swept.json"
+    assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--json", str(swept)]) == 0
+    with pytest.raises(SystemExit):
+        cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--lrs", "1e-3", "--add", "--json", str(swept)])
+    assert "other settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--tasks", "pointer", "--methods", "toy", "--lrs", "1e-3", "1e-3"])
+    assert "--lrs: Size.lrs must be distinct" in capsys.readouterr().err

@@ -272,10 +272,64 @@ def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[in
     return result
 
 
+def frontier_leads(means: dict[str, float | None]) -> bool:
+    """Whether the frontier's mean is above that of *every* other group that has members (a group
+    no question has is ``None`` or NaN, as stored probes and :func:`group_means` write it). False
+    when no other group has members: there is nothing to lead."""
+    checks.check_type(means, "means", dict)
+    if "frontier" not in means:
+        raise ValueError(f"means must hold a 'frontier' entry, got {sorted(means)}")
+    front = means["frontier"]
+    others = [v for g, v in means.items() if g != "frontier" and v is not None and v == v]
+    return front is not None and front == front and bool(others) and all(front > v for v in others)
+
+
+def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int, int], dict]:
+    """How many seeds agree, from the probes a harness run stores (one trained and one untrained
+    probe per seed, as ``probe_summary`` writes them): for every depth and every thought fed back
+    (``k < d``), ``{"logit_lens": seeds on which the frontier leads, "embedding": the same with the
+    embedding product, "untrained": the untrained control's count (logit lens), "whole": the mean
+    whole-frontier rate over seeds, "whole_spread": its spread, "whole_min": its lowest seed,
+    "whole_untrained_max": the control's highest seed, "n": seeds}``. A seed whose rate is missing
+    (no question had both groups) is left out of the rates; NaN when every seed's is. One seed's
+    lead is an anecdote; this says whether the pattern repeats."""
+    from lib.core.stats import mean_and_spread
+
+    checks.check_type(probes, "probes", list)
+    checks.check_type(untrained, "untrained", list)
+    if not probes or len(probes) != len(untrained):
+        raise ValueError(f"probes and untrained must be non-empty and pair up, got {len(probes)} and {len(untrained)}")
+    lens = probes[0]["group_means"]["logit_lens"]
+    cells = [(d, k) for d in sorted(lens, key=int) for k in sorted(lens[d], key=int)
+             if int(k) < int(d)]  # k = d is the state that predicts the answer, not a thought fed back
+    for i, p in enumerate(probes + untrained):
+        for d, k in cells:
+            if not all(k in p["group_means"][r].get(d, {}) for r in READOUTS) or k not in p["whole_frontier"].get(d, {}):
+                raise ValueError(f"probe {i} lacks depth {d}, thought {k}: every probe must cover the first one's depths")
+    nan = float("nan")
+
+    def rates(of, d, k):
+        return [v for p in of if (v := p["whole_frontier"][d][k]) is not None and v == v]
+
+    def count(of, readout, d, k):
+        return sum(frontier_leads(p["group_means"][readout][d][k]) for p in of)
+
+    table = {}
+    for d, k in cells:
+        whole, whole0 = rates(probes, d, k), rates(untrained, d, k)
+        mean, spread = mean_and_spread(whole) if whole else (nan, nan)
+        table[int(d), int(k)] = {
+            "logit_lens": count(probes, "logit_lens", d, k), "embedding": count(probes, "embedding", d, k),
+            "untrained": count(untrained, "logit_lens", d, k), "whole": mean, "whole_spread": spread,
+            "whole_min": min(whole) if whole else nan, "whole_untrained": mean_and_spread(whole0)[0] if whole0 else nan,
+            "whole_untrained_max": max(whole0) if whole0 else nan, "n": len(probes)}
+    return table
+
+
 def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     picked = {name: (v[rows] if isinstance(v, Tensor) else v) for name, v in batch.__dict__.items()}
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_probe", "frontier_rates", "group_means", "node_groups", "path_node_ahead", "probe_groups",
-           "standardise", "thought_vectors", "whole_frontier_rate"]
+__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_leads", "frontier_probe", "frontier_rates", "group_means", "node_groups", "path_node_ahead", "probe_groups",
+           "seed_agreement", "standardise", "thought_vectors", "whole_frontier_rate"]

@@ -44,6 +44,11 @@ predicted token instead of the vector, :mod:`lib.methods.token_feedback`), ``mtp
 ``teacherless`` (path-star: :mod:`lib.methods.multi_token`). Add them to a results file without rerunning the
 rest with ``--add`` (see :func:`merge_results`).
 
+A batch that writes ``--json FILE`` keeps every run in ``FILE.runs.jsonl`` as it finishes; after an
+interruption, the same command with ``--resume`` makes only the runs it lacks (every run seeds
+itself, so a kept run is the run it would make), and the provenance counts the runs resumed. A
+batch longer than one sitting goes on in the next.
+
 Budgets and tuning: within a task every method has the same parameter count (exactly, or up to a
 few percent fewer for the encoder-decoders and the deeper GPT, whose widths are the widest that
 fit), the same optimizer steps and the same real tokens per step; forward passes per step are

@@ -17,7 +17,7 @@ from . import registry
 from .protocol import run_harness
 from .results import (
     append_partial, check_mergeable, load_results, load_results_summary, merge_results, partial_path, read_partial,
-    stored_cells, write_results,
+    read_kept, runs_path, stored_cells, write_results,
 )
 from .spec import FULL, SIZES
 from .summary import format_table, summarize
@@ -43,8 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="the reported seeds (default: the size's own); with --add --more-seeds, e.g. "
                              "--seeds 0 1 2 3 4 5 6 gives a 5-seed file's cells seeds 5 and 6")
+    parser.add_argument("--lrs", nargs="+", type=float, default=None,
+                        help="the rates of the sweep (default: the size's own); one rate runs every seed at it with no "
+                             "sweep, e.g. to ask whether another rate learns more often: such a file has a size of its "
+                             "own, and --add refuses to merge it into a file swept over other rates")
     parser.add_argument("--resume", action="store_true",
-                        help="with --json: skip the pairs whose runs the interrupted batch kept in FILE.partial.jsonl")
+                        help="with --json: pick up what an interrupted batch kept: the pairs it finished "
+                             "(FILE.partial.jsonl) and every run it finished (FILE.runs.jsonl), which are not made again. "
+                             "Without --resume a batch writing FILE deletes both first")
     parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
     args = parser.parse_args(argv)
     if args.add and not args.json:
@@ -61,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             size = replace(size, seeds=tuple(args.seeds))
         except ValueError as exc:
             parser.error(f"--seeds: {exc}")
+    if args.lrs is not None:
+        try:
+            size = replace(size, lrs=tuple(args.lrs))
+        except ValueError as exc:
+            parser.error(f"--lrs: {exc}")
     known = None
     if args.add:  # refuse an incompatible file before an hour of runs, not after
         stored = load_results(args.json)
@@ -78,24 +89,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not args.json:
         parser.error("--resume needs --json FILE (whose partial runs to pick up)")
     done = read_partial(args.json) if args.resume else []
+    kept = read_kept(args.json, size) if args.resume else []
     if args.json and not args.resume:
         partial_path(args.json).unlink(missing_ok=True)  # a new batch: nothing of an older one is picked up
+        runs_path(args.json).unlink(missing_ok=True)
     keep = (lambda runs: append_partial(args.json, runs)) if args.json else None
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
-                          jobs=args.jobs, references=not args.no_references, known=known, done=done, on_pair_done=keep)
+                          jobs=args.jobs, references=not args.no_references, known=known, done=done, on_pair_done=keep,
+                          keep=args.json)
     refs = {t: registry.task_references(t, size) for t in args.tasks}
     splits = {t: registry.TASK_REGISTRY[t].splits(size, size.seeds) for t in args.tasks if registry.TASK_REGISTRY[t].splits}
     if args.json:
         prov["wall_seconds"] = round(time.perf_counter() - start, 1)
         if done:
             prov["resumed_pairs"] = sorted({f"{r.task}/{r.method}" for r in done})  # their wall time is not in this batch's
+        made_by = {(r.task, r.method, r.seed, r.lr): commit for r, commit in kept}
+        from_pairs = {(r.task, r.method) for r in done}  # already counted in resumed_pairs
+        resumed = [made_by[k] for r in results
+                   if (k := (r.task, r.method, r.seed, r.lr)) in made_by and (r.task, r.method) not in from_pairs]
+        if resumed:  # made by an earlier sitting of this batch: not in its wall time, maybe at another commit
+            prov["resumed_runs"] = len(resumed)
+            prov["resumed_run_commits"] = sorted(set(resumed))
         if args.add:
             merge_results(args.json, size, results, refs, prov, splits, more_seeds=args.more_seeds)
             partial_path(args.json).unlink(missing_ok=True)
+            runs_path(args.json).unlink(missing_ok=True)
             print(format_table(load_results_summary(args.json)))
             return 0
         write_results(args.json, size, results, refs, prov, splits)
         partial_path(args.json).unlink(missing_ok=True)
+        runs_path(args.json).unlink(missing_ok=True)
     print(format_table(summarize(results, refs)))
     return 0

@@ -155,6 +155,91 @@ def read_partial(path: str | Path) -> list[CellResult]:
     return out
 
 
+def runs_path(path: str | Path) -> Path:
+    """Where a batch writing ``path`` keeps every run as it finishes (JSON lines): a batch longer
+    than one sitting resumes run by run (``--resume``), not only pair by pair."""
+    path = Path(path)
+    return path.with_name(path.name + ".runs.jsonl")
+
+
+def _size_key(size: Size) -> dict:
+    # what a run's numbers depend on: every field of its size but the list of reported seeds
+    return {k: v for k, v in asdict(size).items() if k != "seeds"}
+
+
+def code_stamp() -> dict:
+    """Which code makes a run: the commit, whether the tree had changes, and which change of
+    ``lib/`` (its hash), taken once when a batch starts (the modules it runs are loaded then)."""
+    from lib.core.provenance import provenance
+
+    made = provenance("code stamp", 1, 1, 0.0, "cpu")
+    return {k: made[k] for k in ("commit", "uncommitted_changes", "lib_diff_sha256")}
+
+
+def append_run(path: str | Path, run: CellResult, size: Size, stamp: dict | None = None) -> None:
+    """Add one finished run to the runs file of ``path``, with the size it was made at and the code
+    that made it (``stamp``, from :func:`code_stamp`; taken now when None). The run's ``role`` is
+    left empty: the protocol gives it when the run joins a batch. One write to an ``O_APPEND`` file
+    per line (repeated only if the system writes part of it), so worker processes do not interleave."""
+    import os
+
+    if not isinstance(run, CellResult) or not isinstance(size, Size):
+        raise TypeError("run must be a CellResult and size a Size")
+    if stamp is not None and not isinstance(stamp, dict):
+        raise TypeError(f"stamp must be a dict from code_stamp() or None, got {type(stamp).__name__}")
+    row = {"size": _size_key(size), **(stamp or code_stamp()), "run": {**asdict(run), "role": None}}
+    line = (json.dumps(row, default=float) + "\n").encode()
+    file = runs_path(path)
+    if file.is_file() and file.stat().st_size:
+        with open(file, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a line cut short by a crash: end it, so this run is not lost with it
+                line = b"\n" + line
+    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def read_runs(path: str | Path, size: Size) -> list[CellResult]:
+    """The runs kept in the runs file of ``path`` that were made at ``size`` (any list of reported
+    seeds); none when there is no such file. A line cut short by a crash is skipped."""
+    return [run for run, _ in read_kept(path, size)]
+
+
+def read_kept(path: str | Path, size: Size) -> list[tuple[CellResult, str]]:
+    """:func:`read_runs` with the code that made each run: its commit, with ``+lib:<hash>`` when
+    ``lib/`` had uncommitted changes (``+uncommitted`` when only other files had)."""
+    if not isinstance(size, Size):
+        raise TypeError(f"size must be a Size, got {type(size).__name__}")
+    file = runs_path(path)
+    if not file.is_file():
+        return []
+    want = json.loads(json.dumps(_size_key(size), default=float))  # as JSON gives it back (tuples as lists)
+    out = []
+    for line in file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("size") != want:
+            continue
+        r = row["run"]
+        for key in ("by_hops", "ood_by_hops"):
+            if key in r.get("extra", {}):
+                r["extra"][key] = {int(k): v for k, v in r["extra"][key].items()}
+        commit = str(row.get("commit", "unknown"))
+        if row.get("lib_diff_sha256"):
+            commit += f"+lib:{row['lib_diff_sha256'][:12]}"
+        elif row.get("uncommitted_changes"):
+            commit += "+uncommitted"
+        out.append((CellResult(**r), commit))
+    return out
+
+
 def load_results_summary(path: str | Path) -> dict:
     """The summary of a results file, recomputed from its runs and references."""
     data = load_results(path)
