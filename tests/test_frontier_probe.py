@@ -12,7 +12,7 @@ import torch
 from lib.core.model import GPT
 from lib.experiments.frontier_probe import (
     GROUPS, branch_preference, frontier_leads, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
-    seed_agreement, thought_vectors, whole_frontier_rate,
+    loop_states, seed_agreement, thought_vectors, whole_frontier_rate,
 )
 from lib.methods.dense import unrolled_forward
 from lib.tasks.graph_reach import GraphSpec, graph_model_config, sample_graph_batch
@@ -230,3 +230,41 @@ def test_seed_agreement_leaves_out_a_seed_without_a_rate():
     table = seed_agreement(probes, [_stored_probe({1: 0.0, 2: 0.0, 3: 0.0}, None)] * 2)
     assert table[3, 1]["whole"] == pytest.approx(0.5) and table[3, 1]["whole_min"] == pytest.approx(0.5)
     assert math.isnan(table[3, 1]["whole_untrained"]) and math.isnan(table[3, 1]["whole_untrained_max"])
+
+
+def test_a_looped_models_loop_states_are_what_it_reads_its_answer_from():
+    from lib.methods.looped import InjectedLoopedGPT, LoopedGPT, with_loops
+
+    questions = sample_graph_batch(SPEC, 12, torch.Generator().manual_seed(3), "test", "none", (1, 2, 3, 4, 5))
+    s = SPEC.question_pos + 3
+    for cls in (LoopedGPT, InjectedLoopedGPT):
+        torch.manual_seed(0)
+        model = cls(graph_model_config(SPEC), 3).eval()
+        states = loop_states(model, questions)
+        assert sorted(states) == [1, 2, 3] and states[1].shape == (12, model.cfg.d_model)
+        # the last loop's state, read out, is the model's own prediction at s; earlier loops differ
+        assert torch.allclose(model.unembed(states[3][:, None])[:, 0], model(questions.tokens)[:, s], atol=1e-5)
+        assert not torch.allclose(states[1], states[3])
+        if cls is InjectedLoopedGPT:
+            with with_loops(model, 5):
+                assert sorted(loop_states(model, questions)) == [1, 2, 3, 4, 5]
+        probe = frontier_probe(model, questions)
+        assert sorted(probe) == [1, 2, 3] and all(set(m) == set(GROUPS) for m in probe.values())
+        assert sorted(frontier_rates(model, questions)) == [1, 2, 3]
+        with pytest.raises(ValueError, match="filler 'none'"):
+            frontier_probe(model, sample_graph_batch(SPEC, 4, torch.Generator().manual_seed(3), "test", "dense", 2))
+        with pytest.raises(ValueError, match="not a looped model"):
+            branch_preference(model, questions)
+    with pytest.raises(ValueError, match="filler 'dense'"):
+        frontier_probe(GPT(graph_model_config(SPEC)), questions)
+    with pytest.raises(TypeError, match="model"):
+        loop_states(GPT(graph_model_config(SPEC)), questions)
+
+
+def test_seed_agreement_leaves_out_a_looped_models_last_loop():
+    # a looped model's probe has one state per loop at every depth; the last loop predicts the answer
+    def loops(n):
+        means = {"frontier": 1.0, "reached earlier": 0.0, "reachable later": 0.0, "unreachable": 0.0}
+        by_k = {str(k): means for k in range(1, n + 1)}
+        return {"group_means": {r: {"4": by_k} for r in ("logit_lens", "embedding")}, "whole_frontier": {"4": {k: 0.5 for k in by_k}}}
+    assert sorted(seed_agreement([loops(3)], [loops(3)])) == [(4, 1), (4, 2)]

@@ -226,12 +226,18 @@ def test_the_curriculum_and_looped_arms_are_arms_of_both_graph_tasks_and_run():
         runs[method] = run = registry.RUNNERS["graph_reach_unseen"](method, 0, small)
         assert run.n_params == base.n_params  # the same weights: loops are tied, curricula change only the data
         assert set(run.extra["by_hops"]) == {1, 2, 3} and set(run.extra["ood_by_hops"]) == {4, 5}
-        assert ("probe" in run.extra) == (method == "coconut")  # the continuous thoughts are probed, with their control
+        # the continuous thoughts and the loops are probed, with the untrained control
+        assert ("probe" in run.extra) == ("probe_untrained" in run.extra) == (method != "pause_curriculum")
         if method.startswith("looped"):
             assert run.forward_passes_per_step == 3.0
         if method == "coconut":  # only its latent slots unroll (a batch of 64 always has a row of the stage's depth)
             assert 1.0 < run.forward_passes_per_step < 3.0
     assert runs["looped_injected"].extra["test_loops"] == {"in_distribution": 3, "ood": [4, 5]}
+    # one state per loop, as many loops as the question was answered with
+    for method, loops in (("looped", {"3": 3, "4": 3, "5": 3}), ("looped_injected", {"3": 3, "4": 4, "5": 5})):
+        probe = runs[method].extra["probe"]
+        assert {d: len(by_k) for d, by_k in probe["whole_frontier"].items()} == loops
+        assert {d: len(by_k) for d, by_k in probe["group_means"]["embedding"].items()} == loops
 
 
 def test_the_injected_loop_runs_as_deep_as_each_question(monkeypatch):

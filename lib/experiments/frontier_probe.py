@@ -126,11 +126,40 @@ def thought_vectors(model, batch: GraphBatch) -> dict[int, Float[Tensor, "rows d
     return result
 
 
+@torch.no_grad()
+def loop_states(model, batch: GraphBatch) -> dict[int, Float[Tensor, "batch d_model"]]:
+    """``{k: vectors}``: for a looped model (``lib.methods.looped``), the residual stream at the
+    position of ``s`` after loop ``k`` of its ``n_loops``, passed through the final layer norm as
+    the model's own read-out does: a looped model's "thoughts", one per loop, in place of the dense
+    arm's positions. After the last loop it is the state that predicts the answer. Read with a
+    forward hook on the last block, which runs once per loop (for both looped models)."""
+    from lib.methods.looped import LoopedGPT
+
+    checks.check_type(batch, "batch", GraphBatch)
+    checks.check_type(model, "model", LoopedGPT)
+    if batch.filler != "none":
+        raise ValueError(f"a looped model reads questions without slots: batch.filler must be 'none', got {batch.filler!r}")
+    after = []
+    handle = model.blocks[-1].register_forward_hook(lambda module, args, out: after.append(out))
+    try:
+        with checks.eval_mode(model):
+            model(batch.tokens)
+    finally:
+        handle.remove()
+    s = batch.spec.question_pos + 3  # QUERY c1 c2 s: the answer is predicted here
+    return {k + 1: model.ln_final(resid)[:, s] for k, resid in enumerate(after)}
+
+
 def _thought_scores(model, batch: GraphBatch, readout: str):
-    """``(k, standardised scores, probe groups)`` of every thought ``k``, over the rows deep enough to have it."""
+    """``(k, standardised scores, probe groups)`` of every thought ``k``, over the rows that have it:
+    the dense arm's thoughts (rows deep enough for slot ``k``) or, for a looped model, its loops
+    (every row)."""
+    from lib.methods.looped import LoopedGPT
+
     spec = batch.spec
-    for k, vecs in thought_vectors(model, batch).items():
-        rows = (batch.depths >= k).nonzero(as_tuple=True)[0]
+    looped = isinstance(model, LoopedGPT)
+    for k, vecs in (loop_states if looped else thought_vectors)(model, batch).items():
+        rows = torch.arange(batch.tokens.shape[0]) if looped else (batch.depths >= k).nonzero(as_tuple=True)[0]
         if readout == "logit_lens":
             scores = model.unembed(vecs[:, None])[:, 0, : spec.n_labels]
         else:
@@ -140,15 +169,21 @@ def _thought_scores(model, batch: GraphBatch, readout: str):
 
 
 def _check_probe_args(model, batch, readout) -> None:
+    from lib.methods.looped import LoopedGPT
+
     checks.check_type(batch, "batch", GraphBatch)
     checks.check_module(model)
     checks.check_choice(readout, "readout", READOUTS)
+    want = "none" if isinstance(model, LoopedGPT) else "dense"
+    if batch.filler != want:
+        raise ValueError(f"batch must be laid out with filler {want!r} for this model, got {batch.filler!r}")
 
 
 @torch.no_grad()
 def frontier_probe(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, dict[str, float]]:
-    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``,
-    over every node the row's graph uses except its two candidates."""
+    """``{k: {group: mean standardised score}}`` of the ``k``-th thought, for ``k = 1 .. max depth``
+    (a looped model: of the state after loop ``k``, for ``k = 1 .. n_loops``), over every node the
+    row's graph uses except its two candidates."""
     _check_probe_args(model, batch, readout)
     return {k: group_means(scores, groups) for k, scores, groups in _thought_scores(model, batch, readout)}
 
@@ -205,7 +240,12 @@ def path_node_ahead(scores: Float[Tensor, "batch n_labels"], on_path: Int[Tensor
 @torch.no_grad()
 def branch_preference(model, batch: GraphBatch, readout: str = "logit_lens") -> dict[int, float]:
     """``{k: share}``: for every thought ``k`` fed back (``k < d``), :func:`path_node_ahead` of its
-    read-out over the rows deep enough to have it. Two nodes per frontier only (``width=2``)."""
+    read-out over the rows deep enough to have it. Two nodes per frontier only (``width=2``); the
+    dense arm's thoughts only (a looped model's loops are states of every row, not thoughts fed back)."""
+    from lib.methods.looped import LoopedGPT
+
+    if isinstance(model, LoopedGPT):
+        raise ValueError("branch_preference reads the thoughts a dense model feeds back, not a looped model's loops")
     _check_probe_args(model, batch, readout)
     if batch.spec.width != 2:
         raise ValueError(f"branch_preference compares two frontier nodes: batch.spec.width must be 2, got {batch.spec.width}")
@@ -286,9 +326,10 @@ def frontier_leads(means: dict[str, float | None]) -> bool:
 
 def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int, int], dict]:
     """How many seeds agree, from the probes a harness run stores (one trained and one untrained
-    probe per seed, as ``probe_summary`` writes them): for every depth and every thought fed back
-    (``k < d``), ``{"logit_lens": seeds on which the frontier leads, "embedding": the same with the
-    embedding product, "untrained": the untrained control's count (logit lens), "whole": the mean
+    probe per seed, as ``probe_summary`` writes them): for every depth and every thought carried
+    on (every ``k`` but the depth's last, which predicts the answer: ``k < d`` for dense slots,
+    ``k < loops`` for a looped model), ``{"logit_lens": seeds on which the frontier leads,
+    "embedding": the same with the embedding product, "untrained": the untrained control's count (logit lens), "whole": the mean
     whole-frontier rate over seeds, "whole_spread": its spread, "whole_min": its lowest seed,
     "whole_untrained_max": the control's highest seed, "n": seeds}``. A seed whose rate is missing
     (no question had both groups) is left out of the rates; NaN when every seed's is. One seed's
@@ -300,8 +341,10 @@ def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int,
     if not probes or len(probes) != len(untrained):
         raise ValueError(f"probes and untrained must be non-empty and pair up, got {len(probes)} and {len(untrained)}")
     lens = probes[0]["group_means"]["logit_lens"]
+    # the last state of a depth (k = d for dense slots, the last loop for a looped model) predicts
+    # the answer: it is not a thought carried on
     cells = [(d, k) for d in sorted(lens, key=int) for k in sorted(lens[d], key=int)
-             if int(k) < int(d)]  # k = d is the state that predicts the answer, not a thought fed back
+             if int(k) < max(int(x) for x in lens[d])]
     for i, p in enumerate(probes + untrained):
         for d, k in cells:
             if not all(k in p["group_means"][r].get(d, {}) for r in READOUTS) or k not in p["whole_frontier"].get(d, {}):
@@ -331,5 +374,5 @@ def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_leads", "frontier_probe", "frontier_rates", "group_means", "node_groups", "path_node_ahead", "probe_groups",
+__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_leads", "frontier_probe", "frontier_rates", "group_means", "loop_states", "node_groups", "path_node_ahead", "probe_groups",
            "seed_agreement", "standardise", "thought_vectors", "whole_frontier_rate"]

@@ -4,9 +4,9 @@ learned the task without spending eight minutes training one.
 It is a ``dense`` run of ``graph_reach_unseen`` (two nodes per frontier) at the medium size, made
 by the harness's own code (:func:`lib.experiments.harness.graph_reach.train_graph_model`) and
 steps, for seed 0 at the rate 3e-3. That rate is one the stored sweep tried but not the one it
-chose (1e-3, at which no stored seed learned beyond depth 1): of the ten dense runs made with this
-code, this is the one that learned, so notebook 10 probes it as the exception, not as a typical
-seed. On another CPU a rerun differs by the noise of a long training run. Its header holds its
+chose (1e-3, at which no stored seed learned beyond depth 1); five seeds at 3e-3 are stored in
+``data/results/harness_graph_dense_3e-3.json``, and this model is their seed 0, one that learned
+the search. On another CPU a rerun differs by the noise of a long training run. Its header holds its
 accuracy, the frontier probe of the trained and of the untrained weights, and the command that
 made it::
 

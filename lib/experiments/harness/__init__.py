@@ -4,6 +4,7 @@
     python -m lib.experiments.harness --size medium --jobs 2 --json data/results/harness_medium.json
     python -m lib.experiments.harness --size full --device cuda --json data/results/harness_full.json
     python -m lib.experiments.harness --size medium --tasks pointer --methods dense_adaptive --jobs 2 --add --json data/results/harness_medium.json
+    python -m lib.experiments.harness --size medium --tasks graph_reach_unseen --methods dense --lrs 3e-3 --jobs 2 --json data/results/harness_graph_dense_3e-3.json
 
 Tasks (each run gives one number, measured on a *test* split no choice was made on):
 - ``shakespeare``: Tiny Shakespeare, nats per character on the second half of the held-out text

@@ -211,7 +211,7 @@ def filler_runner(task: str):
         mean = {s: sum(a.values()) / len(a) for s, a in accuracy.items()}
         extra = {"by_hops": accuracy["test"], "ood_by_hops": accuracy["test_ood"], "width": spec.width,
                  "frontier_questions_per_step": FRONTIER_BATCH}
-        if method in ("dense", "coconut"):  # what the thoughts hold, and the same seed's untrained model as the control
+        if method in PROBED:  # what the thoughts (or loops) hold, and the same seed's untrained model as the control
             extra["probe"] = probe_summary(model, spec, size.eval_questions, device)
             model.load_state_dict(untrained)
             extra["probe_untrained"] = probe_summary(model, spec, size.eval_questions, device)
@@ -235,6 +235,7 @@ def filler_runner(task: str):
 
 
 PROBE_DEPTHS = (3, 4, 5)  # the deepest trained depth and both depths no training question has
+PROBED = ("dense", "coconut", "looped", "looped_injected")  # the arms that carry a state from step to step
 
 
 def _finite(x: float) -> float | None:
@@ -243,22 +244,34 @@ def _finite(x: float) -> float | None:
 
 @torch.no_grad()
 def probe_summary(model, spec, n_per_depth: int, device="cpu") -> dict:
-    """The frontier probe (:mod:`lib.experiments.frontier_probe`) of a dense model on the fixed
-    test questions of each depth in :data:`PROBE_DEPTHS`: ``{"group_means": {readout: {depth:
-    {k: {group: mean}}}}, "whole_frontier": {depth: {k: rate}}}`` (logit lens for the rates; keys
-    are strings, as JSON stores them)."""
+    """The frontier probe (:mod:`lib.experiments.frontier_probe`) of a model with continuous
+    thoughts (dense slots) or loops on the fixed test questions of each depth in
+    :data:`PROBE_DEPTHS`: ``{"group_means": {readout: {depth: {k: {group: mean}}}},
+    "whole_frontier": {depth: {k: rate}}}`` (logit lens for the rates; keys are strings, as JSON
+    stores them). ``k`` counts thoughts, or loops; an injected looped model runs as many loops as
+    :func:`graph_accuracy` gives it, ``max(LOOPS, d)``."""
+    from contextlib import nullcontext
+
     from lib.core import checks
     from lib.experiments.frontier_probe import READOUTS, frontier_probe, frontier_rates
+    from lib.methods.looped import InjectedLoopedGPT, LoopedGPT, with_loops
     from lib.tasks.graph_reach import graph_eval_sets
 
     checks.check_module(model)
-    sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, "dense")
+    sets = graph_eval_sets(spec, n_per_depth, QUESTION_SEED, "none" if isinstance(model, LoopedGPT) else "dense")
     batches = {d: (sets["test"] if d in sets["test"] else sets["test_ood"])[d] for d in PROBE_DEPTHS}
     batches = {d: b.to(device) for d, b in batches.items()}
-    means = {r: {str(d): {str(k): {g: _finite(v) for g, v in groups.items()}
-                          for k, groups in frontier_probe(model, b, r).items()} for d, b in batches.items()}
-             for r in READOUTS}
-    rates = {str(d): {str(k): _finite(v) for k, v in frontier_rates(model, b).items()} for d, b in batches.items()}
+
+    def loops(d):  # the loops graph_accuracy runs on depth-d questions
+        return with_loops(model, max(LOOPS, d)) if isinstance(model, InjectedLoopedGPT) else nullcontext()
+
+    means, rates = {r: {} for r in READOUTS}, {}
+    for d, b in batches.items():
+        with loops(d):
+            for r in READOUTS:
+                means[r][str(d)] = {str(k): {g: _finite(v) for g, v in groups.items()}
+                                    for k, groups in frontier_probe(model, b, r).items()}
+            rates[str(d)] = {str(k): _finite(v) for k, v in frontier_rates(model, b).items()}
     return {"group_means": means, "whole_frontier": rates}
 
 

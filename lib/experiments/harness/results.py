@@ -134,25 +134,28 @@ def append_partial(path: str | Path, runs: list[CellResult]) -> None:
         f.flush()
 
 
+def _json_lines(file: Path) -> list:
+    # every line of a JSON-lines file that parses: a line cut short by a crash is skipped
+    out = []
+    for line in file.read_text().splitlines() if file.is_file() else []:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _run_from_json(r: dict) -> CellResult:
+    for key in ("by_hops", "ood_by_hops"):  # JSON keys are strings; hop counts are ints
+        if key in r.get("extra", {}):
+            r["extra"][key] = {int(k): v for k, v in r["extra"][key].items()}
+    return CellResult(**r)
+
+
 def read_partial(path: str | Path) -> list[CellResult]:
     """The runs kept in the partial file of ``path`` (none when there is no such file); a last line
     cut short by a crash is skipped."""
-    file = partial_path(path)
-    if not file.is_file():
-        return []
-    out = []
-    for line in file.read_text().splitlines():
-        try:
-            rows = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        for r in rows:
-            extra = r.get("extra", {})
-            for key in ("by_hops", "ood_by_hops"):
-                if key in extra:
-                    extra[key] = {int(k): v for k, v in extra[key].items()}
-            out.append(CellResult(**r))
-    return out
+    return [_run_from_json(r) for rows in _json_lines(partial_path(path)) for r in rows]
 
 
 def runs_path(path: str | Path) -> Path:
@@ -215,28 +218,17 @@ def read_kept(path: str | Path, size: Size) -> list[tuple[CellResult, str]]:
     ``lib/`` had uncommitted changes (``+uncommitted`` when only other files had)."""
     if not isinstance(size, Size):
         raise TypeError(f"size must be a Size, got {type(size).__name__}")
-    file = runs_path(path)
-    if not file.is_file():
-        return []
     want = json.loads(json.dumps(_size_key(size), default=float))  # as JSON gives it back (tuples as lists)
     out = []
-    for line in file.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for row in _json_lines(runs_path(path)):
         if row.get("size") != want:
             continue
-        r = row["run"]
-        for key in ("by_hops", "ood_by_hops"):
-            if key in r.get("extra", {}):
-                r["extra"][key] = {int(k): v for k, v in r["extra"][key].items()}
         commit = str(row.get("commit", "unknown"))
         if row.get("lib_diff_sha256"):
             commit += f"+lib:{row['lib_diff_sha256'][:12]}"
         elif row.get("uncommitted_changes"):
             commit += "+uncommitted"
-        out.append((CellResult(**r), commit))
+        out.append((_run_from_json(row["run"]), commit))
     return out
 
 
