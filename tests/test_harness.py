@@ -187,9 +187,9 @@ def test_one_pair_on_two_workers_gives_what_one_worker_gives(monkeypatch, tmp_pa
     shared = run_harness(size, tasks=("pointer_unseen",), methods=("baseline",), references=False, progress=False, jobs=2,
                          keep=tmp_path / "r.json")
     key = lambda r: (r.role, r.seed, r.lr)  # noqa: E731
-    from lib.experiments.harness.results import read_runs
+    from lib.experiments.harness.results import read_kept
 
-    kept = read_runs(tmp_path / "r.json", size)  # written by the workers, one line per run
+    kept = [r for r, _ in read_kept(tmp_path / "r.json", size)]  # written by the workers, one line per run
     assert sorted((r.seed, r.lr, r.value) for r in kept) == sorted((r.seed, r.lr, r.value) for r in shared)
     assert [key(r) for r in shared] == [key(r) for r in alone] == [
         ("sweep", 100, 1e-3), ("sweep", 100, 3e-3), ("final", 0, shared[-1].lr), ("final", 1, shared[-1].lr)]

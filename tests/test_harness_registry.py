@@ -3,7 +3,10 @@ one entry (the worked example of CONTRIBUTING.md, "Adding an arm to the harness"
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import torch
 
 from lib.experiments.harness import graph_reach, registry
 from lib.experiments.harness.protocol import harness_jobs, tune_and_run
@@ -189,32 +192,7 @@ def test_the_table_marks_a_rate_still_at_the_grids_edge():
     assert "3e-03*" in table and "still at the edge" in table and table.count("3e-03*") == 1
 
 
-def test_a_batch_keeps_each_finished_pair_and_a_resumed_batch_skips_it(monkeypatch, tmp_path):
-    from lib.experiments.harness.protocol import run_harness
-    from lib.experiments.harness.results import append_partial, partial_path, read_partial
-
-    _toy_registry(monkeypatch, _chance_arm)
-    target = tmp_path / "r.json"
-    kept = []
-    runs = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False,
-                       on_pair_done=lambda part: (kept.append(part), append_partial(target, part)))
-    assert len(kept) == 1 and kept[0] == runs and partial_path(target).name == "r.json.partial.jsonl"
-    with open(partial_path(target), "a") as f:
-        f.write('[{"task": "pointer", "meth')  # a line cut short by a crash
-    back = read_partial(target)
-    assert [(r.seed, r.lr, r.role) for r in back] == [(r.seed, r.lr, r.role) for r in runs]
-    assert back[0].extra["by_hops"] == {1: 0.95, 2: runs[0].value, 3: runs[0].value}  # hop counts are ints again
-
-    def must_not_run(*args):
-        raise AssertionError("a finished pair ran again")
-
-    _toy_registry(monkeypatch, must_not_run)
-    again = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, done=back)
-    assert again == back
-    assert read_partial(tmp_path / "none.json") == []
-
-
-def test_a_diverged_run_scores_worst_everywhere_and_a_resume_takes_only_what_this_batch_asks(monkeypatch):
+def test_a_diverged_run_scores_worst_everywhere_and_a_resume_takes_only_what_this_batch_asks(monkeypatch, tmp_path):
     from dataclasses import replace
 
     from lib.experiments.harness.protocol import DIVERGED_LOSS, diverged_run, run_harness
@@ -225,10 +203,15 @@ def test_a_diverged_run_scores_worst_everywhere_and_a_resume_takes_only_what_thi
     assert unseen.value == 0.0 and unseen.ood_value == 0.0  # the OOD mean counts it too
     summarize([replace(text, seed=s) for s in range(3)])  # a summary can hold it (finite)
     _toy_registry(monkeypatch, _chance_arm)
+    from lib.experiments.harness.results import append_run, code_stamp
+
+    target = tmp_path / "r.json"
     stray = CellResult("pointer", "dense", 0, 3e-3, 0.9, 0.9, 1, 1.0, 0.0, {"by_hops": {1: 1.0, 2: 1.0, 3: 1.0}})
     foreign_seed = CellResult("pointer", "toy", 77, 3e-3, 0.9, 0.9, 1, 1.0, 0.0, {"by_hops": {1: 1.0, 2: 1.0, 3: 1.0}})
-    out = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, done=[stray, foreign_seed])
-    assert stray not in out and foreign_seed not in out and {r.method for r in out} == {"toy"}
+    for run in (stray, foreign_seed):  # kept by an earlier batch that asked for other pairs and seeds
+        append_run(target, run, TINY, code_stamp("cpu", torch.get_num_threads()))
+    out = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=target)
+    assert {r.method for r in out} == {"toy"} and 77 not in {r.seed for r in out} and len(out) == 7
 
 
 def test_the_cli_refuses_repeated_seeds_before_running(capsys):
@@ -239,19 +222,25 @@ def test_the_cli_refuses_repeated_seeds_before_running(capsys):
     assert "--seeds: Size.seeds must be distinct" in capsys.readouterr().err
 
 
+def _kept(target, size, like=None):
+    from lib.experiments.harness.results import read_kept
+
+    return [run for run, _ in read_kept(target, size, like)]
+
+
 def test_a_batch_keeps_every_run_and_a_resumed_batch_makes_only_the_runs_it_lacks(monkeypatch, tmp_path):
     # A batch longer than one sitting: the runs file has every finished run, a later sitting makes
     # only the missing ones and gets the same results as one uninterrupted batch.
     from dataclasses import replace
 
     from lib.experiments.harness.protocol import run_harness
-    from lib.experiments.harness.results import read_runs, runs_path
+    from lib.experiments.harness.results import runs_path
 
     _toy_registry(monkeypatch, _chance_arm)
     target = tmp_path / "r.json"
     whole = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=target)
-    assert runs_path(target).name == "r.json.runs.jsonl"
-    kept = read_runs(target, TINY)
+    assert runs_path(target).name == "r.json.runs.jsonl" and not any("kept_from" in r.extra for r in whole)
+    kept = _kept(target, TINY)
     assert [(r.seed, r.lr) for r in kept] == [(r.seed, r.lr) for r in whole]
     assert all(r.role is None for r in kept)  # a kept run has no role until a batch gives it one
     assert kept[0].extra["by_hops"] == {1: 0.95, 2: whole[0].value, 3: whole[0].value}  # hop counts are ints again
@@ -268,18 +257,49 @@ def test_a_batch_keeps_every_run_and_a_resumed_batch_makes_only_the_runs_it_lack
     again = run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=target)
     assert made == [(2, 3e-3), (3, 3e-3), (4, 3e-3)]  # the sweep's two runs and seeds 0-1 were kept
     assert [(r.seed, r.lr, r.role, r.value) for r in again] == [(r.seed, r.lr, r.role, r.value) for r in whole]
-    assert len(read_runs(target, TINY)) == 7  # the four kept runs and the three made now
-    # runs made at another size are not this batch's runs
-    assert read_runs(target, replace(TINY, pointer_steps=2)) == []
-    assert read_runs(target, replace(TINY, seeds=(0, 1, 2, 3, 4, 5))) != []  # more seeds: the same runs
-    assert read_runs(tmp_path / "none.json", TINY) == []
+    assert [r.seed for r in again if "kept_from" in r.extra] == [100, 100, 0, 1]  # marked with the code that made them
+    assert len(_kept(target, TINY)) == 7  # the four kept runs and the three made now
+    # runs made at another size are not this batch's runs; more reported seeds are the same runs
+    assert _kept(target, replace(TINY, pointer_steps=2)) == []
+    assert [(r.seed, r.lr) for r in _kept(target, replace(TINY, seeds=(0, 1, 2, 3, 4, 5)))] == [
+        (r.seed, r.lr) for r in _kept(target, TINY)]
+    assert _kept(tmp_path / "none.json", TINY) == []
     with pytest.raises(TypeError, match="keep must be a results path"):
         run_harness(TINY, ("pointer",), ("toy",), progress=False, references=False, keep=3)
 
 
+def test_a_kept_run_is_reused_only_on_its_device_threads_and_lib(monkeypatch, tmp_path):
+    # The last digits of a trained number depend on the device and the threads per run, and a
+    # change of lib/ may change the run: a kept run made otherwise is made again, not reused.
+    from lib.experiments.harness.protocol import tune_and_run
+    from lib.experiments.harness.results import append_run, code_stamp, open_run_store, read_kept
+
+    _toy_registry(monkeypatch, _chance_arm)
+    here = {"commit": "abc", "uncommitted_changes": False, "lib_diff_sha256": None, "device": "cpu", "threads": 1}
+    marked = lambda seed, lr: replace(_chance_arm("toy", seed, TINY, "cpu", lr), value=0.123)  # noqa: E731
+    target = tmp_path / "r.json"
+    for seed, stamp in ((0, {**here, "device": "cuda"}), (1, {**here, "threads": 2}),
+                        (2, {**here, "lib_diff_sha256": "f" * 64}), (3, here)):
+        append_run(target, marked(seed, 3e-3), TINY, stamp)
+    assert len(read_kept(target, TINY)) == 4 and len(read_kept(target, TINY, here)) == 1
+    store = open_run_store(target, TINY, "cpu", 1)
+    out = tune_and_run("pointer", "toy", TINY, store=store)
+    finals = {r.seed: r for r in out if r.role == "final"}
+    assert [s for s, r in finals.items() if r.value == 0.123] == [3]  # only the run made here, as this batch makes it
+    assert finals[3].extra["kept_from"] == "abc"
+    assert len(read_kept(target, TINY, store.stamp)) == len(out)  # every run made now is kept too, beside the reused one
+    assert open_run_store(target, TINY, reuse=False).kept == {}
+    with pytest.raises(ValueError, match="store or run_many"):
+        tune_and_run("pointer", "toy", TINY, run_many=lambda todo: [], store=store)
+    with pytest.raises(TypeError, match="store must be a RunStore"):
+        tune_and_run("pointer", "toy", TINY, store=str(target))
+    with pytest.raises(ValueError, match="threads an int"):
+        code_stamp("cpu", 0)
+
+
 def test_the_cli_keeps_runs_for_resume_and_removes_them_when_the_batch_is_stored(monkeypatch, tmp_path):
     from lib.experiments.harness import cli
-    from lib.experiments.harness.results import append_run, load_results, runs_path
+    from lib.experiments.harness.results import append_run, code_stamp, load_results, runs_path
 
     _toy_registry(monkeypatch, _chance_arm)
     monkeypatch.setattr(cli, "SIZES", {**cli.SIZES, "tiny": TINY})
@@ -289,7 +309,9 @@ def test_the_cli_keeps_runs_for_resume_and_removes_them_when_the_batch_is_stored
     # left by an earlier sitting of this batch: seed 0 at the rate the sweep will choose, marked by
     # a value the toy arm never gives, so the stored file shows whether it was reused or made again
     early = replace(_chance_arm("toy", 0, TINY, "cpu", 3e-3), value=0.123)
-    append_run(target, early, TINY, {"commit": "abc", "uncommitted_changes": False, "lib_diff_sha256": None})
+    threads = max(1, min(2, torch.get_num_threads()))  # what the CLI runs one batch with, in this process
+    machine = {"device": "cpu", "threads": threads}
+    append_run(target, early, TINY, {"commit": "abc", "uncommitted_changes": False, "lib_diff_sha256": None, **machine})
     monkeypatch.setattr(registry, "task_references", lambda task, size: {"chance": 1 / 6, "one_hop_needed": 0.9})
     assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--json", str(target), "--resume"]) == 0
     stored = load_results(target)
@@ -297,7 +319,7 @@ def test_the_cli_keeps_runs_for_resume_and_removes_them_when_the_batch_is_stored
     assert seed_0.value == 0.123 and seed_0.role == "final"  # reused, and given its role by the protocol
     assert stored["provenance"]["resumed_runs"] == 1 and stored["provenance"]["resumed_run_commits"] == ["abc"]
     assert not runs_path(target).exists()  # the batch is stored: nothing is left to resume
-    append_run(target, early, TINY)
+    append_run(target, early, TINY, code_stamp(**machine))
     assert cli.main(["--size", "tiny", "--tasks", "pointer", "--methods", "toy", "--json", str(target)]) == 0
     stored = load_results(target)
     assert "resumed_runs" not in stored["provenance"]  # without --resume a batch starts afresh ...
@@ -310,18 +332,17 @@ def _append_many(args):
 
     for i in range(n):  # lines far longer than a pipe buffer, as a run with its probe and curve is
         run = CellResult("pointer", "toy", worker * 1000 + i, 1e-3, 0.5, 0.5, 1, 1.0, 0.0, {"pad": "x" * 20_000})
-        append_run(path, run, TINY, {"commit": "c", "uncommitted_changes": False, "lib_diff_sha256": None})
+        append_run(path, run, TINY, {"commit": "c", "uncommitted_changes": False, "lib_diff_sha256": None, "device": "cpu",
+                                     "threads": 1})
 
 
 def test_worker_processes_appending_runs_at_once_lose_none(tmp_path):
     import multiprocessing as mp
 
-    from lib.experiments.harness.results import read_runs
-
     target = tmp_path / "r.json"
     with mp.get_context("spawn").Pool(4) as pool:
         pool.map(_append_many, [(str(target), w, 40) for w in range(4)])
-    kept = read_runs(target, TINY)
+    kept = _kept(target, TINY)
     assert sorted(r.seed for r in kept) == sorted(w * 1000 + i for w in range(4) for i in range(40))
     assert all(len(r.extra["pad"]) == 20_000 for r in kept)
 

@@ -16,8 +16,7 @@ from lib.core.provenance import provenance
 from . import registry
 from .protocol import run_harness
 from .results import (
-    append_partial, check_mergeable, load_results, load_results_summary, merge_results, partial_path, read_partial,
-    read_kept, runs_path, stored_cells, write_results,
+    check_mergeable, load_results, load_results_summary, merge_results, runs_path, stored_cells, write_results,
 )
 from .spec import FULL, SIZES
 from .summary import format_table, summarize
@@ -48,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                              "sweep, e.g. to ask whether another rate learns more often: such a file has a size of its "
                              "own, and --add refuses to merge it into a file swept over other rates")
     parser.add_argument("--resume", action="store_true",
-                        help="with --json: pick up what an interrupted batch kept: the pairs it finished "
-                             "(FILE.partial.jsonl) and every run it finished (FILE.runs.jsonl), which are not made again. "
-                             "Without --resume a batch writing FILE deletes both first")
+                        help="with --json: pick up every run an interrupted batch finished (FILE.runs.jsonl) on this "
+                             "device with these threads per run; they are not made again. Without --resume a batch "
+                             "writing FILE deletes that file first")
     parser.add_argument("--no-references", action="store_true", help="skip the trained reference runs (path-star reversed)")
     args = parser.parse_args(argv)
     if args.add and not args.json:
@@ -87,38 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m lib.experiments.harness " + " ".join(sys.argv[1:] if argv is None else argv)
     prov = provenance(command, threads, args.jobs, 0.0, str(device))  # the code as it was when the runs started
     if args.resume and not args.json:
-        parser.error("--resume needs --json FILE (whose partial runs to pick up)")
-    done = read_partial(args.json) if args.resume else []
-    kept = read_kept(args.json, size) if args.resume else []
+        parser.error("--resume needs --json FILE (whose kept runs to pick up)")
     if args.json and not args.resume:
-        partial_path(args.json).unlink(missing_ok=True)  # a new batch: nothing of an older one is picked up
-        runs_path(args.json).unlink(missing_ok=True)
-    keep = (lambda runs: append_partial(args.json, runs)) if args.json else None
+        runs_path(args.json).unlink(missing_ok=True)  # a new batch: nothing of an older one is picked up
     start = time.perf_counter()
     results = run_harness(size, tuple(args.tasks), None if args.methods is None else tuple(args.methods), device,
-                          jobs=args.jobs, references=not args.no_references, known=known, done=done, on_pair_done=keep,
-                          keep=args.json)
+                          jobs=args.jobs, references=not args.no_references, known=known, keep=args.json)
     refs = {t: registry.task_references(t, size) for t in args.tasks}
     splits = {t: registry.TASK_REGISTRY[t].splits(size, size.seeds) for t in args.tasks if registry.TASK_REGISTRY[t].splits}
     if args.json:
         prov["wall_seconds"] = round(time.perf_counter() - start, 1)
-        if done:
-            prov["resumed_pairs"] = sorted({f"{r.task}/{r.method}" for r in done})  # their wall time is not in this batch's
-        made_by = {(r.task, r.method, r.seed, r.lr): commit for r, commit in kept}
-        from_pairs = {(r.task, r.method) for r in done}  # already counted in resumed_pairs
-        resumed = [made_by[k] for r in results
-                   if (k := (r.task, r.method, r.seed, r.lr)) in made_by and (r.task, r.method) not in from_pairs]
+        resumed = [r.extra["kept_from"] for r in results if "kept_from" in r.extra]
         if resumed:  # made by an earlier sitting of this batch: not in its wall time, maybe at another commit
             prov["resumed_runs"] = len(resumed)
             prov["resumed_run_commits"] = sorted(set(resumed))
         if args.add:
             merge_results(args.json, size, results, refs, prov, splits, more_seeds=args.more_seeds)
-            partial_path(args.json).unlink(missing_ok=True)
             runs_path(args.json).unlink(missing_ok=True)
             print(format_table(load_results_summary(args.json)))
             return 0
         write_results(args.json, size, results, refs, prov, splits)
-        partial_path(args.json).unlink(missing_ok=True)
         runs_path(args.json).unlink(missing_ok=True)
     print(format_table(summarize(results, refs)))
     return 0

@@ -6,35 +6,18 @@ from __future__ import annotations
 import torch
 
 from . import registry
+from .results import RunStore
 from .spec import OPENING_STEPS, SMALL, CellResult, Size
 
 CURVE_POINTS = 20  # window means of the training loss kept per run
 
 
-def kept_run(keep, task: str, method: str, seed: int, size: Size, lr: float) -> CellResult | None:
-    """The run of ``(task, method, seed, lr)`` at ``size`` that the runs file of ``keep`` (``(results
-    path, code stamp)``, or None) already holds, if any: every run seeds itself, so a kept run is
-    the run this batch would make (with the code its stamp names)."""
-    import math
-
-    from .results import read_runs
-
-    if keep is None:
-        return None
-    for r in read_runs(keep[0], size):
-        if (r.task, r.method, r.seed) == (task, method, seed) and math.isclose(r.lr, lr, rel_tol=1e-9):
-            return r
-    return None
-
-
-def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float, keep=None) -> CellResult:
+def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float, store: RunStore | None = None) -> CellResult:
     # Every run keeps its opening losses: the check that a stored file comes from this code on a
     # CPU that cannot reproduce its last digits (lib.experiments.stored_checks).
     from lib.core.training import trace_losses
 
-    from .results import append_run
-
-    if (kept := kept_run(keep, task, method, seed, size, lr)) is not None:
+    if store is not None and (kept := store.find(task, method, seed, lr)) is not None:
         return kept
     try:
         with trace_losses(OPENING_STEPS) as trace, trace_losses(10**9) as curve:
@@ -44,8 +27,8 @@ def _traced_run(task: str, method: str, seed: int, size: Size, device, lr: float
     else:
         result.extra["opening_losses"] = trace.losses
         result.extra["loss_curve"] = loss_curve(curve.losses)
-    if keep is not None:
-        append_run(keep[0], result, size, keep[1])
+    if store is not None:
+        store.add(result)
     return result
 
 
@@ -87,12 +70,19 @@ def next_rate(lrs: list[float], chosen: float) -> float | None:
     return chosen * grid[0] / grid[1]
 
 
-def _sequential(task: str, method: str, size: Size, device, keep=None):
-    return lambda todo: [_traced_run(task, method, seed, size, device, lr, keep) for seed, lr in todo]
+def _runner(task: str, method: str, size: Size, device, run_many, store: RunStore | None):
+    # how a pair's runs are made: one after the other here (kept in ``store``), or by ``run_many``
+    if store is not None and not isinstance(store, RunStore):
+        raise TypeError(f"store must be a RunStore (open_run_store) or None, got {type(store).__name__}")
+    if run_many is None:
+        return lambda todo: [_traced_run(task, method, seed, size, device, lr, store) for seed, lr in todo]
+    if store is not None:
+        raise ValueError("give store or run_many, not both: run_many keeps the runs it makes itself")
+    return run_many
 
 
 def tune_and_run(task: str, method: str, size: Size, device: torch.device | str = "cpu",
-                 run_many=None, keep=None) -> list[CellResult]:
+                 run_many=None, store: RunStore | None = None) -> list[CellResult]:
     """The learning-rate sweep on the tuning seed ``size.sweep_seed`` (chosen on the validation
     split; a rate chosen at the grid's edge extends the grid that way, up to ``size.lr_extensions``
     times), then every reported seed ``size.seeds`` at the chosen rate. The tuning seed is never a
@@ -100,11 +90,11 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
     or ``"final"`` (a reported seed at the chosen rate); each final run's ``extra["lr_grid"]`` lists
     the rates the sweep tried. ``run_many(todo)`` runs a list of ``(seed, lr)`` and returns their
     results in order (default: one after the other here; :func:`run_harness` passes worker
-    processes when a batch has fewer pairs than workers). ``keep``: a results path whose runs file
-    (:func:`~.results.runs_path`) gets every run as it finishes and gives back the runs it already
-    holds instead of making them again."""
+    processes when a batch has fewer pairs than workers). ``store`` (:func:`~.results.open_run_store`,
+    with the default ``run_many``): where every run is kept as it finishes, and the runs it already
+    holds come back instead of being made again."""
     registry.check_run_args(task, method, size.seeds[0], size.lrs[0])
-    run_many = run_many or _sequential(task, method, size, device, keep)
+    run_many = _runner(task, method, size, device, run_many, store)
     info = registry.TASK_INFO[task]
     sweeping = len(size.lrs) > 1
     if sweeping and size.sweep_seed in size.seeds:
@@ -136,11 +126,12 @@ def tune_and_run(task: str, method: str, size: Size, device: torch.device | str 
 
 
 def extend_seeds(task: str, method: str, size: Size, device, lr: float, lr_grid: list[float],
-                 have: set[int], run_many=None, keep=None) -> list[CellResult]:
+                 have: set[int], run_many=None, store: RunStore | None = None) -> list[CellResult]:
     """The reported seeds of ``size`` a stored cell lacks (``have``), run at the rate its sweep
     already chose (``lr``, from the rates ``lr_grid``): more seeds for a cell without tuning it
-    again, so the new seeds are exactly what a full run with more seeds would have given them."""
-    run_many = run_many or _sequential(task, method, size, device, keep)
+    again, so the new seeds are exactly what a full run with more seeds would have given them.
+    ``run_many`` and ``store`` as in :func:`tune_and_run`."""
+    run_many = _runner(task, method, size, device, run_many, store)
     out = []
     for r in run_many([(seed, lr) for seed in size.seeds if seed not in have]):
         r.role = "final"
@@ -151,21 +142,21 @@ def extend_seeds(task: str, method: str, size: Size, device, lr: float, lr_grid:
 
 
 def _job(args) -> list[CellResult]:
-    task, method, size, device, threads, known, keep = args
+    task, method, size, device, threads, known, store = args
     from lib.core.training import make_reproducible
 
     make_reproducible(seed=0, threads=threads)
     if known is not None:
-        return extend_seeds(task, method, size, device, *known, keep=keep)
-    return tune_and_run(task, method, size, device, keep=keep)
+        return extend_seeds(task, method, size, device, *known, store=store)
+    return tune_and_run(task, method, size, device, store=store)
 
 
 def _one_run(args) -> CellResult:
-    task, method, seed, size, device, lr, threads, keep = args
+    task, method, seed, size, device, lr, threads, store = args
     from lib.core.training import make_reproducible
 
     make_reproducible(seed=0, threads=threads)
-    return _traced_run(task, method, seed, size, device, lr, keep)
+    return _traced_run(task, method, seed, size, device, lr, store)
 
 
 def harness_jobs(tasks: tuple[str, ...], methods: tuple[str, ...] | None, references: bool = True) -> list[tuple[str, str]]:
@@ -194,21 +185,21 @@ def run_harness(
     references: bool = True,
     jobs: int = 1,
     known: dict | None = None,
-    done: list[CellResult] | None = None,
-    on_pair_done=None,
     keep=None,
 ) -> list[CellResult]:
     """Every applicable (task, method) pair, tuned and run over ``size.seeds``. ``jobs > 1`` runs
     pairs in that many worker processes of one thread each, or, when there are fewer pairs than
     workers, the runs of each pair (each run seeds itself, so the numbers do not depend on the
-    order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it
-    has)`` from a stored file: those pairs only run the missing seeds (:func:`extend_seeds`).
-    ``done``: runs of pairs finished earlier (a resumed batch): those pairs are not run again and
-    their runs come back with the rest. ``on_pair_done(runs)`` is called as each pair finishes, so
-    a caller can keep them on disk before the whole batch is over. ``keep``: a results path whose
-    runs file keeps every run as it finishes, and whose kept runs are not made again (a batch
-    resumed run by run, e.g. in a later sitting)."""
+    order or the worker). ``known`` maps a pair to ``(lr, lr_grid, seeds it has)`` from a stored
+    file: those pairs only run the missing seeds (:func:`extend_seeds`). ``keep``: a results path
+    whose runs file keeps every run as it finishes; the runs it already holds that this batch may
+    reuse (same size, device, threads per run and ``lib/``; :func:`~.results.read_kept`) are not
+    made again, so a batch resumes run by run in a later sitting."""
+    from pathlib import Path
+
     from tqdm import tqdm
+
+    from .results import open_run_store
 
     if not isinstance(size, Size):
         raise TypeError(f"size must be a Size, got {type(size).__name__}")
@@ -217,34 +208,18 @@ def run_harness(
     pairs = harness_jobs(tuple(tasks), None if methods is None else tuple(methods), references)
     if not pairs:
         raise ValueError(f"no method of {methods} applies to the tasks {tuple(tasks)}: nothing to run")
-    if on_pair_done is not None and not callable(on_pair_done):
-        raise TypeError(f"on_pair_done must be callable or None, got {type(on_pair_done).__name__}")
-    if keep is not None:
-        from pathlib import Path
-
-        from .results import code_stamp
-
-        if not isinstance(keep, (str, Path)):
-            raise TypeError(f"keep must be a results path or None, got {type(keep).__name__}")
-        keep = (str(keep), code_stamp())  # the code this batch runs, stamped on every run it keeps
+    if keep is not None and not isinstance(keep, (str, Path)):
+        raise TypeError(f"keep must be a results path or None, got {type(keep).__name__}")
+    threads = 1 if jobs > 1 else torch.get_num_threads()
+    store = None if keep is None else open_run_store(keep, size, str(device), threads)
     known = known or {}
-    # runs kept by an interrupted batch count only for the pairs and seeds this batch asks for
-    allowed_seeds = set(size.seeds) | {size.sweep_seed}
-    results: list[CellResult] = [r for r in done or [] if (r.task, r.method) in pairs and r.seed in allowed_seeds]
-    finished = {(r.task, r.method) for r in results}
-    pairs = [p for p in pairs if p not in finished]
-
-    def add(part: list[CellResult]) -> None:
-        results.extend(part)
-        if on_pair_done is not None and part:
-            on_pair_done(part)
-
+    results: list[CellResult] = []
     if jobs == 1:
         for task, method in tqdm(pairs, desc="harness", disable=not progress):
             if (task, method) in known:
-                add(extend_seeds(task, method, size, device, *known[task, method], keep=keep))
+                results += extend_seeds(task, method, size, device, *known[task, method], store=store)
             else:
-                add(tune_and_run(task, method, size, device, keep=keep))
+                results += tune_and_run(task, method, size, device, store=store)
         return results
     import multiprocessing as mp
 
@@ -254,13 +229,13 @@ def run_harness(
             # share the workers instead, the sweep's rates together, then the reported seeds.
             for task, method in tqdm(pairs, desc="harness", disable=not progress):
                 def run_many(todo, task=task, method=method):
-                    return pool.map(_one_run, [(task, method, s, size, str(device), lr, 1, keep) for s, lr in todo])
+                    return pool.map(_one_run, [(task, method, s, size, str(device), lr, 1, store) for s, lr in todo])
                 if (task, method) in known:
-                    add(extend_seeds(task, method, size, device, *known[task, method], run_many=run_many))
+                    results += extend_seeds(task, method, size, device, *known[task, method], run_many=run_many)
                 else:
-                    add(tune_and_run(task, method, size, device, run_many=run_many))
+                    results += tune_and_run(task, method, size, device, run_many=run_many)
             return results
-        work = [(t, m, size, str(device), 1, known.get((t, m)), keep) for t, m in pairs]
+        work = [(t, m, size, str(device), 1, known.get((t, m)), store) for t, m in pairs]
         for part in tqdm(pool.imap_unordered(_job, work), total=len(work), desc="harness", disable=not progress):
-            add(part)
+            results += part
     return results

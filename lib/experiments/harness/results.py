@@ -3,8 +3,9 @@ written atomically, read back with their types, and merged cell by cell."""
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .registry import run_gate
@@ -29,16 +30,11 @@ def load_results(path: str | Path) -> dict:
     data.setdefault("splits", {})  # files written before splits were measured have none
     runs = []
     for r in data["runs"]:
-        r = dict(r)
-        extra = dict(r.get("extra", {}))
-        if "role" not in r and "role" in extra:  # files written before the role was a field of its own
-            r["role"] = extra.pop("role")
-        runs.append(CellResult(**{**r, "extra": extra}))
+        r = {**r, "extra": dict(r.get("extra", {}))}
+        if "role" not in r and "role" in r["extra"]:  # files written before the role was a field of its own
+            r["role"] = r["extra"].pop("role")
+        runs.append(_run_from_json(r))
     data["runs"] = runs
-    for r in data["runs"]:
-        for key in ("by_hops", "ood_by_hops"):  # JSON keys are strings; hop counts are ints
-            if key in r.extra:
-                r.extra[key] = {int(k): v for k, v in r.extra[key].items()}
     return data
 
 
@@ -121,27 +117,16 @@ def merge_results(path: str | Path, size: Size, new: list[CellResult], refs: dic
     return write_results(path, size, runs, references, provenance_, {**data["splits"], **(splits or {})})
 
 
-def partial_path(path: str | Path) -> Path:
-    """Where a batch writing ``path`` keeps the runs of each pair as it finishes (JSON lines)."""
-    path = Path(path)
-    return path.with_name(path.name + ".partial.jsonl")
-
-
-def append_partial(path: str | Path, runs: list[CellResult]) -> None:
-    """Add the runs of one finished pair to the partial file of ``path``: one line, flushed."""
-    with open(partial_path(path), "a") as f:
-        f.write(json.dumps([asdict(r) for r in runs], default=float) + "\n")
-        f.flush()
-
-
-def _json_lines(file: Path) -> list:
-    # every line of a JSON-lines file that parses: a line cut short by a crash is skipped
+def _json_lines(file: Path) -> list[dict]:
+    # every line of a JSON-lines file that parses to an object: a line cut short by a crash is skipped
     out = []
     for line in file.read_text().splitlines() if file.is_file() else []:
         try:
-            out.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(row, dict):
+            out.append(row)
     return out
 
 
@@ -152,15 +137,9 @@ def _run_from_json(r: dict) -> CellResult:
     return CellResult(**r)
 
 
-def read_partial(path: str | Path) -> list[CellResult]:
-    """The runs kept in the partial file of ``path`` (none when there is no such file); a last line
-    cut short by a crash is skipped."""
-    return [_run_from_json(r) for rows in _json_lines(partial_path(path)) for r in rows]
-
-
 def runs_path(path: str | Path) -> Path:
     """Where a batch writing ``path`` keeps every run as it finishes (JSON lines): a batch longer
-    than one sitting resumes run by run (``--resume``), not only pair by pair."""
+    than one sitting resumes run by run (``--resume``)."""
     path = Path(path)
     return path.with_name(path.name + ".runs.jsonl")
 
@@ -170,20 +149,32 @@ def _size_key(size: Size) -> dict:
     return {k: v for k, v in asdict(size).items() if k != "seeds"}
 
 
-def code_stamp() -> dict:
-    """Which code makes a run: the commit, whether the tree had changes, and which change of
-    ``lib/`` (its hash), taken once when a batch starts (the modules it runs are loaded then)."""
+def code_stamp(device: str = "cpu", threads: int = 1) -> dict:
+    """What makes a run: the commit, whether the tree had changes, which change of ``lib/`` (its
+    hash), taken once when a batch starts (the modules it runs are loaded then), and the device and
+    threads per run (the last digits of a trained number depend on both)."""
     from lib.core.provenance import provenance
 
-    made = provenance("code stamp", 1, 1, 0.0, "cpu")
-    return {k: made[k] for k in ("commit", "uncommitted_changes", "lib_diff_sha256")}
+    if not isinstance(device, str) or isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"device must be a str and threads an int >= 1, got {device!r} and {threads!r}")
+    made = provenance("code stamp", 1, 1, 0.0, device)
+    return {**{k: made[k] for k in ("commit", "uncommitted_changes", "lib_diff_sha256")}, "device": device,
+            "threads": threads}
+
+
+def _made_by(row: dict) -> str:
+    # the commit, with +lib:<hash> when lib/ had uncommitted changes (+uncommitted when only other files had)
+    commit = str(row.get("commit", "unknown"))
+    if row.get("lib_diff_sha256"):
+        return commit + f"+lib:{row['lib_diff_sha256'][:12]}"
+    return commit + ("+uncommitted" if row.get("uncommitted_changes") else "")
 
 
 def append_run(path: str | Path, run: CellResult, size: Size, stamp: dict | None = None) -> None:
-    """Add one finished run to the runs file of ``path``, with the size it was made at and the code
-    that made it (``stamp``, from :func:`code_stamp`; taken now when None). The run's ``role`` is
-    left empty: the protocol gives it when the run joins a batch. One write to an ``O_APPEND`` file
-    per line (repeated only if the system writes part of it), so worker processes do not interleave."""
+    """Add one finished run to the runs file of ``path``, with the size it was made at and what made
+    it (``stamp``, from :func:`code_stamp`; taken now when None). The run's ``role`` is left empty:
+    the protocol gives it when the run joins a batch. One write to an ``O_APPEND`` file per line
+    (repeated only if the system writes part of it), so worker processes do not interleave."""
     import os
 
     if not isinstance(run, CellResult) or not isinstance(size, Size):
@@ -207,29 +198,71 @@ def append_run(path: str | Path, run: CellResult, size: Size, stamp: dict | None
         os.close(fd)
 
 
-def read_runs(path: str | Path, size: Size) -> list[CellResult]:
+def read_kept(path: str | Path, size: Size, like: dict | None = None) -> list[tuple[CellResult, str]]:
     """The runs kept in the runs file of ``path`` that were made at ``size`` (any list of reported
-    seeds); none when there is no such file. A line cut short by a crash is skipped."""
-    return [run for run, _ in read_kept(path, size)]
-
-
-def read_kept(path: str | Path, size: Size) -> list[tuple[CellResult, str]]:
-    """:func:`read_runs` with the code that made each run: its commit, with ``+lib:<hash>`` when
-    ``lib/`` had uncommitted changes (``+uncommitted`` when only other files had)."""
+    seeds), each with the code that made it (its commit, ``+lib:<hash>`` when ``lib/`` had
+    uncommitted changes); none when there is no such file, and a line cut short by a crash is
+    skipped. With ``like`` (a batch's :func:`code_stamp`) only the runs that batch may reuse: made
+    on its device with its threads per run, and with no change of ``lib/`` but the one it runs."""
     if not isinstance(size, Size):
         raise TypeError(f"size must be a Size, got {type(size).__name__}")
+    if like is not None and not (isinstance(like, dict) and {"device", "threads", "lib_diff_sha256"} <= set(like)):
+        raise ValueError("like must be a code_stamp() (with device, threads and lib_diff_sha256) or None")
     want = json.loads(json.dumps(_size_key(size), default=float))  # as JSON gives it back (tuples as lists)
     out = []
     for row in _json_lines(runs_path(path)):
-        if row.get("size") != want:
+        if row.get("size") != want or not isinstance(row.get("run"), dict):
             continue
-        commit = str(row.get("commit", "unknown"))
-        if row.get("lib_diff_sha256"):
-            commit += f"+lib:{row['lib_diff_sha256'][:12]}"
-        elif row.get("uncommitted_changes"):
-            commit += "+uncommitted"
-        out.append((_run_from_json(row["run"]), commit))
+        if like is not None and ((row.get("device"), row.get("threads")) != (like["device"], like["threads"])
+                                 or row.get("lib_diff_sha256") not in (None, like["lib_diff_sha256"])):
+            continue
+        out.append((_run_from_json(row["run"]), _made_by(row)))
     return out
+
+
+@dataclass(frozen=True)
+class RunStore:
+    """Where a batch keeps each run as it finishes (the runs file of the results path ``path``),
+    what makes its runs (``stamp``, from :func:`code_stamp`), and the runs an earlier sitting kept
+    that it reuses instead of making again (``kept``: ``(task, method, seed, rate) -> (run, commit)``).
+    Built once per batch by :func:`open_run_store`; worker processes get a copy."""
+
+    path: Path
+    size: Size
+    stamp: dict
+    kept: dict
+
+    def find(self, task: str, method: str, seed: int, lr: float) -> CellResult | None:
+        """The kept run of ``(task, method, seed, lr)``, marked ``extra["kept_from"]`` with the code
+        that made it; None when there is none. Every run seeds itself, so it is the run the batch
+        would make."""
+        hit = self.kept.get(_run_key(task, method, seed, lr))
+        if hit is None:
+            return None
+        run, commit = copy.deepcopy(hit)
+        run.extra["kept_from"] = commit
+        return run
+
+    def add(self, run: CellResult) -> None:
+        """Keep a run just made."""
+        append_run(self.path, run, self.size, self.stamp)
+
+
+def _run_key(task: str, method: str, seed: int, lr: float) -> tuple:
+    return task, method, seed, f"{float(lr):.9g}"  # a rate read back from JSON may differ in its last bit
+
+
+def open_run_store(path: str | Path, size: Size, device: str = "cpu", threads: int = 1, reuse: bool = True) -> RunStore:
+    """The :class:`RunStore` of a batch writing ``path`` at ``size`` on ``device`` with ``threads``
+    per run: with ``reuse`` the runs an earlier sitting kept that this batch may reuse
+    (:func:`read_kept` with this batch's stamp), else none."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a results path, got {type(path).__name__}")
+    if not isinstance(size, Size):
+        raise TypeError(f"size must be a Size, got {type(size).__name__}")
+    stamp = code_stamp(str(device), threads)
+    kept = {_run_key(r.task, r.method, r.seed, r.lr): (r, commit) for r, commit in read_kept(path, size, stamp)} if reuse else {}
+    return RunStore(Path(path), size, stamp, kept)
 
 
 def load_results_summary(path: str | Path) -> dict:
