@@ -11,7 +11,7 @@ import torch
 
 from lib.core.model import GPT
 from lib.experiments.frontier_probe import (
-    GROUPS, branch_preference, frontier_leads, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
+    GROUPS, branch_preference, format_seed_agreement, frontier_leads, frontier_margin, frontier_probe, frontier_rates, group_means, node_groups, path_node_ahead, probe_groups,
     loop_states, seed_agreement, thought_vectors, whole_frontier_rate,
 )
 from lib.methods.dense import unrolled_forward
@@ -189,6 +189,16 @@ def test_the_frontier_leads_only_above_every_group_that_has_members():
     assert not frontier_leads({"frontier": 1.0, "reached earlier": None, "reachable later": None, "unreachable": None})
     with pytest.raises(ValueError, match="frontier"):
         frontier_leads({"reached earlier": 0.0})
+    with pytest.raises(ValueError, match="numbers or None"):
+        frontier_leads({"frontier": "1.0", "reached earlier": 0.0})
+
+
+def test_the_frontier_margin_is_the_distance_to_the_best_other_group():
+    assert frontier_margin({"frontier": 1.0, "reached earlier": 0.25, "reachable later": None,
+                            "unreachable": -1.0}) == pytest.approx(0.75)
+    assert frontier_margin({"frontier": 0.0, "reached earlier": 0.5, "reachable later": 0.1}) == pytest.approx(-0.5)
+    assert math.isnan(frontier_margin({"frontier": 1.0, "reached earlier": float("nan")}))  # nothing to lead
+    assert math.isnan(frontier_margin({"frontier": None, "reached earlier": 0.0}))
 
 
 def _stored_probe(front_by_k: dict[int, float], whole: float, embedding_front: float = 0.0) -> dict:
@@ -220,8 +230,22 @@ def test_seed_agreement_needs_a_control_for_every_seed_and_every_depth():
     with pytest.raises(ValueError, match="pair up"):
         seed_agreement([], [])
     short = _stored_probe({1: 1.0, 3: 1.0}, 0.5)  # thought 2 missing
-    with pytest.raises(ValueError, match="probe 1 lacks depth 3, thought 2"):
+    with pytest.raises(ValueError, match=r"probes\[1\] lacks depth 3, thought 2"):
         seed_agreement([probe, short], [probe, probe])
+    with pytest.raises(ValueError, match=r"untrained\[0\] lacks depth 3, thought 2"):  # the control named as such
+        seed_agreement([probe, probe], [short, probe])
+    with pytest.raises(ValueError, match=r"untrained\[1\] must be a stored probe"):
+        seed_agreement([probe, probe], [probe, {"whole_frontier": {}}])
+    with pytest.raises(ValueError, match="no thought carried on"):
+        seed_agreement([_stored_probe({1: 1.0}, 0.5)], [_stored_probe({1: 1.0}, 0.5)])
+
+
+def test_the_agreement_table_reads_as_text():
+    table = seed_agreement([_stored_probe({1: 1.0, 2: 1.0, 3: 9.0}, 0.8)] * 2, [_stored_probe({1: 0.0, 2: 0.0, 3: 0.0}, 0.0)] * 2)
+    text = format_seed_agreement(table, "toy", trained_depth=2)
+    assert text.splitlines()[0].startswith("toy: seeds (2)")
+    assert "depth 3 (OOD) thought 1:  2/2 | 0/2 | 0/2;   whole frontier 0.80 ± 0.00 (0.00)" in text
+    assert len(text.splitlines()) == 2 + len(table)
 
 
 def test_seed_agreement_leaves_out_a_seed_without_a_rate():

@@ -367,3 +367,29 @@ def test_the_cli_runs_a_fixed_rate_without_a_sweep_and_keeps_it_out_of_a_swept_f
     with pytest.raises(SystemExit):
         cli.main(["--tasks", "pointer", "--methods", "toy", "--lrs", "1e-3", "1e-3"])
     assert "--lrs: Size.lrs must be distinct" in capsys.readouterr().err
+
+
+def test_per_depth_accuracy_and_picked_cells_read_stored_runs():
+    from lib.experiments.harness.graph_reach import learned_search
+    from lib.experiments.harness.summary import by_depth, format_cells, mean_by_depth, pick_cells
+
+    def run(seed, d2, ood=0.5):
+        return CellResult("pointer_unseen", "toy", seed, 1e-3, 0.7, 0.7, 1, 1.0, 0.0,
+                          {"by_hops": {1: 1.0, 2: d2, 3: 0.5}, "ood_by_hops": {4: ood}}, role="final")
+    runs = [run(0, 0.9, 0.7), run(1, 0.5)]
+    assert by_depth(runs[0]) == {1: 1.0, 2: 0.9, 3: 0.5, 4: 0.7}  # trained depths, then the never-trained ones
+    assert mean_by_depth(runs) == pytest.approx({1: 1.0, 2: 0.7, 3: 0.5, 4: 0.6})
+    assert [learned_search(r) for r in runs] == [True, False]
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_by_depth([])
+    with pytest.raises(ValueError, match="by_hops"):
+        by_depth(replace(runs[0], extra={}))
+    with pytest.raises(ValueError, match="every run must have"):
+        mean_by_depth([runs[0], replace(runs[1], extra={"by_hops": {1: 1.0}})])
+    summary = {"pointer_unseen": {"baseline": {"mean": 0.5, "ood_mean": 0.4, "gate": {"passed": 4, "of": 5}}, "toy": {"mean": 0.7}}}
+    cells = pick_cells(summary, "pointer_unseen", ("toy", "absent", "baseline"))
+    assert list(cells) == ["toy", "baseline"]  # the order asked, an arm not stored left out
+    text = format_cells(cells, "title")
+    assert text.splitlines() == ["title", f"  {'toy':<17}  0.700{'':>9}   gate -", f"  {'baseline':<17}  0.500    0.400   gate 4/5"]
+    with pytest.raises(ValueError, match="not in the summary"):
+        pick_cells(summary, "graph_reach_unseen", ("toy",))

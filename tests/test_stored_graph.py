@@ -38,6 +38,8 @@ def one_thread():
 def test_graph_file_follows_the_protocol(graph):
     prov, size = graph["provenance"], graph["size"]
     assert prov["command"].startswith("python -m lib.experiments.harness --size medium --tasks graph_reach_unseen")
+    for batch in [prov] + prov.get("added", []):  # runs kept from an earlier sitting came from committed code
+        assert not batch["uncommitted_changes"] and not any("+" in c for c in batch.get("resumed_run_commits", []))
     assert len(size.seeds) >= 5 and size.sweep_seed not in size.seeds and size.graph_unseen_steps == 7500
     cells = sorted({(r.task, r.method) for r in graph["runs"]})
     assert {"baseline", "pause", "cot", "dense"} <= {m for t, m in cells if t == "graph_reach_unseen"}
@@ -127,6 +129,9 @@ def test_the_dense_seeds_at_the_shipped_models_rate_are_five_seeds_at_one_rate_w
     for r in runs:
         assert r.gate_passed == run_gate(r, rate["references"][TASK]) and "probe" in r.extra
     assert rate["splits"][TASK] == graph["splits"][TASK]  # the same unseen graphs, counted the same way
+    # the shipped model is seed 0 of this file: the same seed, rate and steps (its numbers: notebook 10)
+    meta = load_graph_checkpoint(GRAPH_CHECKPOINT)[1]
+    assert (meta["seed"], meta["lr"], meta["steps"]) == (0, rate["size"].lrs[0], rate["size"].graph_unseen_steps)
 
 
 def test_the_opening_losses_of_a_dense_seed_at_3e3_come_back(one_thread):

@@ -312,16 +312,29 @@ def frontier_edge_attention(model, batch: GraphBatch, layer: int = 0) -> dict[in
     return result
 
 
-def frontier_leads(means: dict[str, float | None]) -> bool:
-    """Whether the frontier's mean is above that of *every* other group that has members (a group
-    no question has is ``None`` or NaN, as stored probes and :func:`group_means` write it). False
-    when no other group has members: there is nothing to lead."""
+def _present(v) -> bool:
+    return v is not None and v == v  # a group no question has is None (stored) or NaN (computed)
+
+
+def frontier_margin(means: dict[str, float | None]) -> float:
+    """How far the frontier's mean sits above the highest mean of the other groups that have
+    members (a group no question has is ``None`` or NaN, as stored probes and :func:`group_means`
+    write it); NaN when the frontier or every other group has none: there is nothing to compare."""
     checks.check_type(means, "means", dict)
     if "frontier" not in means:
         raise ValueError(f"means must hold a 'frontier' entry, got {sorted(means)}")
+    bad = [g for g, v in means.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+    if bad:
+        raise ValueError(f"means must be numbers or None, got {[(g, means[g]) for g in bad]}")
+    others = [v for g, v in means.items() if g != "frontier" and _present(v)]
     front = means["frontier"]
-    others = [v for g, v in means.items() if g != "frontier" and v is not None and v == v]
-    return front is not None and front == front and bool(others) and all(front > v for v in others)
+    return front - max(others) if others and _present(front) else float("nan")
+
+
+def frontier_leads(means: dict[str, float | None]) -> bool:
+    """Whether the frontier's mean is above that of *every* other group that has members
+    (:func:`frontier_margin` > 0). False when there is nothing to compare."""
+    return bool(frontier_margin(means) > 0)
 
 
 def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int, int], dict]:
@@ -329,8 +342,9 @@ def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int,
     probe per seed, as ``probe_summary`` writes them): for every depth and every thought carried
     on (every ``k`` but the depth's last, which predicts the answer: ``k < d`` for dense slots,
     ``k < loops`` for a looped model), ``{"logit_lens": seeds on which the frontier leads,
-    "embedding": the same with the embedding product, "untrained": the untrained control's count (logit lens), "whole": the mean
-    whole-frontier rate over seeds, "whole_spread": its spread, "whole_min": its lowest seed,
+    "embedding": the same with the embedding product, "untrained": the untrained control's count
+    (logit lens), "whole": the mean whole-frontier rate over seeds, "whole_spread": its spread,
+    "whole_min": its lowest seed, "whole_untrained": the control's mean rate,
     "whole_untrained_max": the control's highest seed, "n": seeds}``. A seed whose rate is missing
     (no question had both groups) is left out of the rates; NaN when every seed's is. One seed's
     lead is an anecdote; this says whether the pattern repeats."""
@@ -340,19 +354,26 @@ def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int,
     checks.check_type(untrained, "untrained", list)
     if not probes or len(probes) != len(untrained):
         raise ValueError(f"probes and untrained must be non-empty and pair up, got {len(probes)} and {len(untrained)}")
-    lens = probes[0]["group_means"]["logit_lens"]
+    named = [(f"probes[{i}]", p) for i, p in enumerate(probes)] + [(f"untrained[{i}]", p) for i, p in enumerate(untrained)]
+    for name, p in named:
+        if not (isinstance(p, dict) and isinstance(p.get("whole_frontier"), dict) and isinstance(p.get("group_means"), dict)
+                and all(isinstance(p["group_means"].get(r), dict) for r in READOUTS)):
+            raise ValueError(f"{name} must be a stored probe with 'group_means' per readout {READOUTS} and 'whole_frontier'")
     # the last state of a depth (k = d for dense slots, the last loop for a looped model) predicts
     # the answer: it is not a thought carried on
-    cells = [(d, k) for d in sorted(lens, key=int) for k in sorted(lens[d], key=int)
-             if int(k) < max(int(x) for x in lens[d])]
-    for i, p in enumerate(probes + untrained):
+    first = probes[0]["whole_frontier"]
+    cells = [(d, k) for d in sorted(first, key=int) for k in sorted(first[d], key=int)
+             if int(k) < max(int(x) for x in first[d])]
+    if not cells:
+        raise ValueError("probes[0] holds no thought carried on (every depth has only its last state)")
+    for name, p in named:
         for d, k in cells:
             if not all(k in p["group_means"][r].get(d, {}) for r in READOUTS) or k not in p["whole_frontier"].get(d, {}):
-                raise ValueError(f"probe {i} lacks depth {d}, thought {k}: every probe must cover the first one's depths")
+                raise ValueError(f"{name} lacks depth {d}, thought {k}: every probe must cover the first one's depths")
     nan = float("nan")
 
     def rates(of, d, k):
-        return [v for p in of if (v := p["whole_frontier"][d][k]) is not None and v == v]
+        return [v for p in of if _present(v := p["whole_frontier"][d][k])]
 
     def count(of, readout, d, k):
         return sum(frontier_leads(p["group_means"][readout][d][k]) for p in of)
@@ -369,10 +390,27 @@ def seed_agreement(probes: list[dict], untrained: list[dict]) -> dict[tuple[int,
     return table
 
 
+def format_seed_agreement(table: dict[tuple[int, int], dict], title: str, trained_depth: int = 3) -> str:
+    """:func:`seed_agreement`'s table as text: per depth and thought, the seeds on which the frontier
+    leads (logit lens | embedding product | untrained), and the whole-frontier rate over seeds
+    (mean ± sd, the untrained mean in brackets); depths past ``trained_depth`` marked OOD."""
+    checks.check_type(table, "table", dict)
+    n = next(iter(table.values()))["n"] if table else 0
+    lines = [f"{title}: seeds ({n}) on which the frontier leads every other group: logit lens | embedding product | "
+             "untrained (logit lens);", "  whole-frontier rate, mean ± sd over seeds (untrained)"]
+    for (d, k), s in table.items():
+        where = " (OOD)" if d > trained_depth else "      "
+        lines.append(f"  depth {d}{where} thought {k}:  {s['logit_lens']}/{s['n']} | {s['embedding']}/{s['n']} | "
+                     f"{s['untrained']}/{s['n']};   whole frontier {s['whole']:.2f} ± {s['whole_spread']:.2f} "
+                     f"({s['whole_untrained']:.2f})")
+    return "\n".join(lines)
+
+
 def _rows(batch: GraphBatch, rows: Tensor) -> GraphBatch:
     picked = {name: (v[rows] if isinstance(v, Tensor) else v) for name, v in batch.__dict__.items()}
     return GraphBatch(**picked)
 
 
-__all__ = ["GROUPS", "READOUTS", "branch_preference", "frontier_edge_attention", "frontier_leads", "frontier_probe", "frontier_rates", "group_means", "loop_states", "node_groups", "path_node_ahead", "probe_groups",
+__all__ = ["GROUPS", "READOUTS", "branch_preference", "format_seed_agreement", "frontier_edge_attention", "frontier_leads",
+           "frontier_margin", "frontier_probe", "frontier_rates", "group_means", "loop_states", "node_groups", "path_node_ahead", "probe_groups",
            "seed_agreement", "standardise", "thought_vectors", "whole_frontier_rate"]

@@ -238,6 +238,19 @@ PROBE_DEPTHS = (3, 4, 5)  # the deepest trained depth and both depths no trainin
 PROBED = ("dense", "coconut", "looped", "looped_injected")  # the arms that carry a state from step to step
 
 
+LEARNED_ABOVE = 0.6  # depth-2 accuracy past which a run searched: chance is 0.5, and 600 questions put chance's spread near 0.02
+
+
+def learned_search(run) -> bool:
+    """Whether a graph run learned beyond the one edge lookup that depth 1 needs: its depth-2
+    accuracy is above :data:`LEARNED_ABOVE` (a run that did not learn sits at chance there)."""
+    from .spec import CellResult
+
+    if not isinstance(run, CellResult) or 2 not in run.extra.get("by_hops", {}):
+        raise ValueError("run must be a graph CellResult with extra['by_hops'][2]")
+    return run.extra["by_hops"][2] > LEARNED_ABOVE
+
+
 def _finite(x: float) -> float | None:
     return round(x, 4) if x == x else None  # a group no row has is NaN, which JSON cannot hold
 

@@ -21,6 +21,45 @@ def values(results: list[CellResult], task: str, method: str) -> list[float]:
     return [r.value for r in final_runs(results, task, method)]
 
 
+def by_depth(run: CellResult) -> dict[int, float]:
+    """A run's accuracy per depth (hops), the trained depths then the never-trained ones
+    (``extra["by_hops"]`` and ``extra["ood_by_hops"]``)."""
+    if not isinstance(run, CellResult) or "by_hops" not in run.extra:
+        raise ValueError("run must be a CellResult with extra['by_hops'] (a task scored per depth)")
+    return {**run.extra["by_hops"], **run.extra.get("ood_by_hops", {})}
+
+
+def mean_by_depth(runs: list[CellResult]) -> dict[int, float]:
+    """The mean over ``runs`` (e.g. a cell's reported seeds) of :func:`by_depth`, at the depths the
+    first run has; every run must have them."""
+    if not isinstance(runs, list) or not runs:
+        raise ValueError("runs must be a non-empty list of CellResult")
+    per_run = [by_depth(r) for r in runs]
+    depths = list(per_run[0])
+    if any(set(depths) - set(p) for p in per_run):
+        raise ValueError(f"every run must have the depths {depths}")
+    return {d: sum(p[d] for p in per_run) / len(per_run) for d in depths}
+
+
+def pick_cells(summary: dict[str, dict[str, dict]], task: str, methods: tuple[str, ...]) -> dict[str, dict]:
+    """The cells of ``summary`` (from :func:`summarize`) for ``task``, for those of ``methods`` it
+    holds, in that order (a method not stored yet is left out)."""
+    if task not in summary:
+        raise ValueError(f"task {task!r} is not in the summary, which has {sorted(summary)}")
+    return {m: summary[task][m] for m in methods if m in summary[task]}
+
+
+def format_cells(cells: dict[str, dict], title: str) -> str:
+    """A short table of picked cells (:func:`pick_cells`): the mean over reported seeds, the
+    out-of-distribution mean where there is one, and how many seeds passed their gate."""
+    lines = [title]
+    for m, c in cells.items():
+        ood = f"{c['ood_mean']:>9.3f}" if "ood_mean" in c else f"{'':>9}"
+        gate = f"{c['gate']['passed']}/{c['gate']['of']}" if "gate" in c else "-"
+        lines.append(f"  {m:<17}{c['mean']:>7.3f}{ood}   gate {gate}")
+    return "\n".join(lines)
+
+
 def _gated(cell: dict) -> bool:
     return "gate" not in cell or cell["gate"]["passed"] == cell["gate"]["of"]
 
