@@ -131,3 +131,44 @@ def test_train_adaptive_and_fixed_budget_run_and_report(monkeypatch):
         train_adaptive(m, spec, 1, 8, 1e-3, 0, 1)
     with pytest.raises(ValueError):
         fixed_budget_accuracy(fixed, spec, -1, 5, 8)
+
+
+def test_the_questions_can_come_from_another_source_laid_out_on_the_spec():
+    # The until-marked task (lib.tasks.pointer_until) lays its questions out on a PointerSpec: the
+    # training and scoring use its questions, and a source that is not callable is refused first.
+    from lib.tasks.pointer_until import UntilSpec, sample_until
+
+    task = UntilSpec()
+    asked = []
+
+    def test_tables(n, generator, hops):
+        asked.append(hops)
+        return sample_until(task, n, generator, "test", hops)
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(**{**pointer_model_config(task.spec, d_model=16).to_dict(), "n_ctx": task.n_nodes + 3 + 2 + 1}))
+    run = train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, questions=lambda n, g, h: sample_until(task, n, g, "train", h))
+    assert set(run.count_hops.tolist()) <= set(task.id_hops)  # the training split's lookups only
+    acc = adaptive_accuracy(m, task.spec, 2, 5, 6, questions=test_tables)
+    assert sorted(acc) == [1, 2, 3, 4, 5] and asked == [1, 2, 3, 4, 5]  # every count, the deeper ones too
+    with pytest.raises(TypeError, match="questions must be callable"):
+        train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, questions="until")
+
+
+def test_the_until_experiment_counts_what_the_model_writes_per_lookup():
+    from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment
+
+    result = until_experiment((0,), steps=2, n_questions=4, progress=False)
+    assert result["settings"]["trained_hops"] == [1, 2, 3] and result["settings"]["ood_hops"] == [4, 5]
+    assert sorted(result["seeds"][0]["useful"]) == [1, 2, 3] and sorted(result["seeds"][0]["fixed"]) == [0, 2, 4]
+
+    def seed(written):  # a stored seed, as JSON gives it back (string keys)
+        return {"adaptive": {str(h): {"dense": w, "accuracy": 1.0} for h, w in written.items()}}
+    made = {"settings": {"trained_hops": [1, 2, 3], "ood_hops": [4, 5]},
+            "seeds": {"0": seed({1: 0.0, 2: 1.1, 3: 2.0, 4: 2.5, 5: 3.9}), "1": seed({1: 3.0, 2: 3.0, 3: 3.0, 4: 3.0, 5: 3.0})}}
+    table = count_by_hops(made)
+    assert table["rises_trained"] == 1 and table["rises_ood"] == 1 and table["n"] == 2
+    assert table["per_seed"][0]["gap"][4] == pytest.approx(0.5) and table["written"][1] == pytest.approx(1.5)
+    assert one_lookup_accuracy(1) == 1.0 and one_lookup_accuracy(3) == 0.5
+    with pytest.raises(ValueError, match="until_experiment"):
+        count_by_hops({"seeds": {}})

@@ -23,6 +23,7 @@ trains the comparison, a model always given ``k`` dense tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -193,20 +194,35 @@ def _question_parts(batch) -> tuple[Tensor, Tensor]:
     return batch.tokens[:, :P], batch.answers
 
 
-def train_adaptive(
-    model, spec, steps: int, batch_size: int, lr: float, seed: int, max_dense: int, threshold: float = 0.5,
-    device: torch.device | str = "cpu",
-) -> AdaptiveRun:
-    """Train ``model`` on pointer questions of mixed hop counts (``spec``): the first half of the
-    ``steps`` with a random budget of 0..``max_dense`` dense tokens per question (answer only as
-    target), then :func:`useful_counts` on the second half's questions with the model as it is
-    (the teacher), then the second half with those counts of dense tokens as targets. Every
-    forward in training is exact (``max_dense`` passes that make vectors)."""
+Questions = Callable[[int, torch.Generator, "int | None"], object]  # (count, generator, hops or None) -> PointerBatch
+
+
+def _questions(spec, questions: Questions | None) -> Questions:
+    # where questions come from: pointer chasing on spec (hops drawn per row when None), or the caller's source
     from lib.tasks.pointer_task import PointerSpec, sample_pointer_batch
-    from lib.core.training import TrainConfig, train
 
     if not isinstance(spec, PointerSpec):
         raise TypeError(f"spec must be a PointerSpec, got {type(spec).__name__}")
+    if questions is None:
+        return lambda n, generator, hops: sample_pointer_batch(spec, n, generator, "none", hops)
+    if not callable(questions):
+        raise TypeError(f"questions must be callable (count, generator, hops) -> PointerBatch, got {type(questions).__name__}")
+    return questions
+
+
+def train_adaptive(
+    model, spec, steps: int, batch_size: int, lr: float, seed: int, max_dense: int, threshold: float = 0.5,
+    device: torch.device | str = "cpu", questions: Questions | None = None,
+) -> AdaptiveRun:
+    """Train ``model`` on pointer questions of mixed hop counts (``spec``; ``questions``: another
+    source laid out on ``spec``, e.g. :func:`lib.tasks.pointer_until.sample_until`'s training
+    split): the first half of the ``steps`` with a random budget of 0..``max_dense`` dense tokens
+    per question (answer only as target), then :func:`useful_counts` on the second half's questions
+    with the model as it is (the teacher), then the second half with those counts of dense tokens
+    as targets. Every forward in training is exact (``max_dense`` passes that make vectors)."""
+    from lib.core.training import TrainConfig, train
+
+    draw = _questions(spec, questions)
     check_int(steps, "steps", min=2)
     check_int(batch_size, "batch_size", min=1)
     check_int(max_dense, "max_dense", min=0)
@@ -214,13 +230,13 @@ def train_adaptive(
         raise ValueError(f"the model's n_ctx = {model.cfg.n_ctx} cannot hold a prompt, {max_dense} dense tokens and the answer")
     gen = torch.Generator().manual_seed(seed)
     half = steps // 2
-    pool = sample_pointer_batch(spec, (steps - half) * batch_size, torch.Generator().manual_seed(seed + 10_000), "none").to(device)
+    pool = draw((steps - half) * batch_size, torch.Generator().manual_seed(seed + 10_000), None).to(device)
     pool_prompt, pool_answers = _question_parts(pool)
     state: dict = {}
 
     def batch_fn(step: int):
         if step < half:
-            b = sample_pointer_batch(spec, batch_size, gen, "none").to(device)
+            b = draw(batch_size, gen, None).to(device)
             p, a = _question_parts(b)
             counts = torch.randint(0, max_dense + 1, (batch_size,), generator=gen).to(device)
             return budget_rows(p, a, counts, spec.dense_id, spec.pad_id)
@@ -240,22 +256,21 @@ def train_adaptive(
 
 
 def train_fixed_budget(
-    model, spec, steps: int, batch_size: int, lr: float, seed: int, budget: int, device: torch.device | str = "cpu"
+    model, spec, steps: int, batch_size: int, lr: float, seed: int, budget: int, device: torch.device | str = "cpu",
+    questions: Questions | None = None,
 ):
     """The comparison: every question gets exactly ``budget`` dense tokens (answer only as target),
     whatever its hop count, on the same questions and schedule as :func:`train_adaptive`'s first
-    phase would draw."""
-    from lib.tasks.pointer_task import PointerSpec, sample_pointer_batch
+    phase would draw (from ``questions`` as there)."""
     from lib.core.training import TrainConfig, train
 
-    if not isinstance(spec, PointerSpec):
-        raise TypeError(f"spec must be a PointerSpec, got {type(spec).__name__}")
+    draw = _questions(spec, questions)
     check_int(steps, "steps", min=1)
     check_int(budget, "budget", min=0)
     gen = torch.Generator().manual_seed(seed)
 
     def batch_fn(step: int):
-        p, a = _question_parts(sample_pointer_batch(spec, batch_size, gen, "none").to(device))
+        p, a = _question_parts(draw(batch_size, gen, None).to(device))
         return budget_rows(p, a, torch.full_like(a, budget), spec.dense_id, spec.pad_id)
 
     def loss_fn(m, batch):
@@ -268,16 +283,16 @@ def train_fixed_budget(
 
 
 @torch.no_grad()
-def fixed_budget_accuracy(model, spec, budget: int, question_seed: int, n_questions: int, device="cpu") -> dict[int, float]:
+def fixed_budget_accuracy(model, spec, budget: int, question_seed: int, n_questions: int, device="cpu",
+                          questions: Questions | None = None) -> dict[int, float]:
     """Per-hop accuracy with exactly ``budget`` dense tokens before the answer (the dense logit
     masked at the answer position), on the questions :func:`adaptive_accuracy` uses."""
-    from lib.tasks.pointer_task import sample_pointer_batch
-
+    draw = _questions(spec, questions)
     check_int(budget, "budget", min=0)
     with eval_mode(model):
         out = {}
         for hops in range(1, spec.max_hops + 1):
-            b = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(question_seed + hops), "none", hops).to(device)
+            b = draw(n_questions, torch.Generator().manual_seed(question_seed + hops), hops).to(device)
             p, a = _question_parts(b)
             tokens, _ = budget_rows(p, a, torch.full_like(a, budget), spec.dense_id, spec.pad_id)
             logits = unrolled_forward(model, tokens, spec.dense_id, budget).logits[:, p.shape[1] + budget - 1]
@@ -287,14 +302,15 @@ def fixed_budget_accuracy(model, spec, budget: int, question_seed: int, n_questi
 
 
 @torch.no_grad()
-def adaptive_accuracy(model, spec, max_dense: int, question_seed: int, n_questions: int, device="cpu") -> dict[int, dict]:
-    """Per hop count: accuracy of free generation (:func:`generate_adaptive`), mean dense tokens
-    written and mean forward passes per question, on fresh questions seeded by ``question_seed + hops``."""
-    from lib.tasks.pointer_task import sample_pointer_batch
-
+def adaptive_accuracy(model, spec, max_dense: int, question_seed: int, n_questions: int, device="cpu",
+                      questions: Questions | None = None) -> dict[int, dict]:
+    """Per hop count (1 .. ``spec.max_hops``): accuracy of free generation
+    (:func:`generate_adaptive`), mean dense tokens written and mean forward passes per question, on
+    fresh questions (from ``questions``, e.g. a test split) seeded by ``question_seed + hops``."""
+    draw = _questions(spec, questions)
     out = {}
     for hops in range(1, spec.max_hops + 1):
-        b = sample_pointer_batch(spec, n_questions, torch.Generator().manual_seed(question_seed + hops), "none", hops).to(device)
+        b = draw(n_questions, torch.Generator().manual_seed(question_seed + hops), hops).to(device)
         p, a = _question_parts(b)
         gen = generate_adaptive(model, p, spec.dense_id, max_dense)
         out[hops] = {"accuracy": (gen.answers == a).float().mean().item(), "dense": gen.n_dense.float().mean().item(),
@@ -308,48 +324,66 @@ HOPS_MAX = 4  # hop counts 1..4 in one model
 BUDGETS = (0, 1, 2, 3, 4)  # the fixed budgets it is compared with (and the adaptive model's most)
 
 
-def hops_experiment(
-    seeds: tuple[int, ...] = (0, 1, 2), steps: int = 600, batch_size: int = 64, lr: float = 3e-3, n_questions: int = 300,
-    question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
+def adaptive_experiment(
+    spec, seeds: tuple[int, ...], steps: int, budgets: tuple[int, ...], batch_size: int = 64, lr: float = 3e-3,
+    n_questions: int = 300, question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
+    train_questions: Questions | None = None, test_questions: Questions | None = None, desc: str = "adaptive experiment",
 ) -> dict:
-    """Pointer chasing with 1-4 hops in one 1-layer model: per seed, the adaptive model
-    (:func:`train_adaptive`, up to ``max(BUDGETS)`` dense tokens) and one model per fixed budget
-    (:func:`train_fixed_budget`), the same architecture, steps and learning rate. Returns per seed
-    the adaptive model's accuracy, dense tokens written (mean and histogram) and passes per hop,
-    the counts scoring found useful per hop, and each fixed budget's accuracy per hop."""
+    """Per seed, a 1-layer model that emits its own dense tokens (:func:`train_adaptive`, up to
+    ``max(budgets)``) and one model per fixed budget (:func:`train_fixed_budget`), the same
+    architecture, steps and learning rate, trained on ``train_questions`` (pointer chasing on
+    ``spec`` when None) and scored per hop count 1 .. ``spec.max_hops`` on ``test_questions``.
+    Returns per seed the adaptive model's accuracy, dense tokens written (mean and histogram) and
+    passes per hop, the counts scoring found useful per hop of its training questions, and each
+    fixed budget's accuracy per hop."""
     from tqdm.auto import tqdm
 
     from lib.core.model import GPT
-    from lib.tasks.pointer_task import PointerSpec, pointer_model_config
+    from lib.tasks.pointer_task import pointer_model_config
 
     if not isinstance(seeds, tuple) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty tuple of ints >= 0, got {seeds!r}")
+    if not isinstance(budgets, tuple) or not budgets or not all(isinstance(b, int) and b >= 0 for b in budgets):
+        raise ValueError(f"budgets must be a non-empty tuple of ints >= 0, got {budgets!r}")
     check_int(steps, "steps", min=2)
     check_int(n_questions, "n_questions", min=1)
-    spec = PointerSpec(max_hops=HOPS_MAX)
-    max_dense = max(BUDGETS)
+    _questions(spec, train_questions), _questions(spec, test_questions)  # checked before any training
+    max_dense = max(budgets)
     cfg = pointer_model_config(spec)
     cfg = type(cfg)(**{**cfg.to_dict(), "n_ctx": spec.n_nodes + 3 + max_dense + 1})  # room for the largest budget
     out: dict = {"settings": {"seeds": list(seeds), "steps": steps, "batch_size": batch_size, "lr": lr, "n_questions": n_questions,
-                              "max_hops": HOPS_MAX, "budgets": list(BUDGETS), "threshold": 0.5, "n_ctx": cfg.n_ctx},
+                              "max_hops": spec.max_hops, "budgets": list(budgets), "threshold": 0.5, "n_ctx": cfg.n_ctx},
                  "seeds": {}}
-    bar = tqdm(total=len(seeds) * (1 + len(BUDGETS)), desc="hops experiment", disable=not progress)
+    bar = tqdm(total=len(seeds) * (1 + len(budgets)), desc=desc, disable=not progress)
     for seed in seeds:
         torch.manual_seed(seed)
         model = GPT(cfg).to(device)
-        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, 0.5, device)
+        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, 0.5, device, train_questions)
         bar.update()
-        adaptive = adaptive_accuracy(model, spec, max_dense, question_seed, n_questions, device)
-        useful = {h: float(run.counts[run.count_hops.to(run.counts.device) == h].float().mean()) for h in range(1, HOPS_MAX + 1)}
+        adaptive = adaptive_accuracy(model, spec, max_dense, question_seed, n_questions, device, test_questions)
+        hops_trained = sorted(set(run.count_hops.tolist()))
+        useful = {h: float(run.counts[run.count_hops.to(run.counts.device) == h].float().mean()) for h in hops_trained}
         fixed = {}
-        for b in BUDGETS:
+        for b in budgets:
             torch.manual_seed(seed)
-            fixed[b] = fixed_budget_accuracy(train_fixed_budget(GPT(cfg).to(device), spec, steps, batch_size, lr, seed, b, device),
-                                             spec, b, question_seed, n_questions, device)
+            trained = train_fixed_budget(GPT(cfg).to(device), spec, steps, batch_size, lr, seed, b, device, train_questions)
+            fixed[b] = fixed_budget_accuracy(trained, spec, b, question_seed, n_questions, device, test_questions)
             bar.update()
         out["seeds"][seed] = {"adaptive": adaptive, "useful": useful, "fixed": fixed, "n_params": model.n_params()}
     bar.close()
     return out
+
+
+def hops_experiment(
+    seeds: tuple[int, ...] = (0, 1, 2), steps: int = 600, batch_size: int = 64, lr: float = 3e-3, n_questions: int = 300,
+    question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
+) -> dict:
+    """Pointer chasing with 1-4 hops in one 1-layer model (the hop count a prompt token):
+    :func:`adaptive_experiment` with the fixed budgets :data:`BUDGETS`."""
+    from lib.tasks.pointer_task import PointerSpec
+
+    return adaptive_experiment(PointerSpec(max_hops=HOPS_MAX), seeds, steps, BUDGETS, batch_size, lr, n_questions,
+                               question_seed, device, progress, desc="hops experiment")
 
 
 def hops_table(result: dict) -> dict:
@@ -415,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-__all__ = ["BUDGETS", "HOPS_MAX", "AdaptiveAnswers", "AdaptiveRun", "adaptive_accuracy", "answer_probs_by_budget",
+__all__ = ["BUDGETS", "HOPS_MAX", "AdaptiveAnswers", "AdaptiveRun", "adaptive_accuracy", "adaptive_experiment", "answer_probs_by_budget",
            "budget_rows", "fixed_budget_accuracy", "generate_adaptive", "hops_experiment", "hops_table", "train_adaptive",
            "train_fixed_budget", "useful_counts"]
 

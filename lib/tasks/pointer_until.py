@@ -1,0 +1,162 @@
+"""Pointer chasing until the first marked node: how many lookups a question needs is written in its
+table, not in its prompt.
+
+In :mod:`lib.tasks.pointer_task` the hop count is a prompt token ``HOP_h``, so a model that writes
+``h - 1`` dense tokens may only be reading that token, not tracking its own progress. Here the
+question is "start at ``x`` and follow the table until you land on a *marked* node; name it",
+where the marked nodes are the labels ``0 .. n_marked - 1`` (a property of the label, the same in
+every table). The number of lookups ``h`` is how far along the chain the first marked node sits,
+which only following the chain reveals. The layout is pointer chasing's with filler ``"none"``,
+the hop slot holding the pause token, which carries nothing::
+
+    f(0) f(1) ... f(n-1)  QUERY  <|pause|>  x  answer
+
+Each table is built so that the chain from ``x`` passes ``h - 1`` unmarked nodes and then a marked
+one, with ``h`` drawn uniformly; the rest of the table is a uniformly random bijection, and ``x``
+is unmarked. Tables go to train, val and test by a keyed hash of the table (as in
+:mod:`lib.tasks.pointer_splits`, under a domain of their own): no test table is ever a training
+table. Training asks 1..``train_hops`` lookups; the test split also asks the deeper
+``train_hops + 1 .. train_hops + ood_extra_hops``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from lib.core import checks
+from lib.tasks.pointer_task import PointerBatch, PointerSpec, _assemble
+from lib.tasks.splits import check_split, draw_in_split
+
+UNTIL_DOMAIN = "pointer-until-table"  # the hash key of these tables (not pointer chasing's: other tables)
+
+
+@dataclass(frozen=True)
+class UntilSpec:
+    """``n_nodes`` nodes of which the first ``n_marked`` are marked; training on 1..``train_hops``
+    lookups, out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops``."""
+
+    n_nodes: int = 12
+    n_marked: int = 2
+    train_hops: int = 3
+    ood_extra_hops: int = 2
+
+    def __post_init__(self) -> None:
+        checks.check_int(self.n_nodes, "UntilSpec.n_nodes", min=3)
+        checks.check_int(self.n_marked, "UntilSpec.n_marked", min=1, max=self.n_nodes - 1)
+        checks.check_int(self.train_hops, "UntilSpec.train_hops", min=1)
+        checks.check_int(self.ood_extra_hops, "UntilSpec.ood_extra_hops", min=0)
+        if (self.train_hops + self.ood_extra_hops) * self.n_marked > self.n_nodes - self.n_marked:
+            raise ValueError(f"every marked node ends a chain of up to {self.train_hops + self.ood_extra_hops} unmarked "
+                             f"nodes: that needs {(self.train_hops + self.ood_extra_hops) * self.n_marked} unmarked nodes, "
+                             f"UntilSpec has {self.n_nodes - self.n_marked}")
+
+    @property
+    def spec(self) -> PointerSpec:
+        """The token layout (pointer chasing's, ``max_hops`` counting the out-of-distribution lookups)."""
+        return PointerSpec(n_nodes=self.n_nodes, max_hops=self.train_hops + self.ood_extra_hops)
+
+    @property
+    def id_hops(self) -> tuple[int, ...]:
+        return tuple(range(1, self.train_hops + 1))
+
+    @property
+    def ood_hops(self) -> tuple[int, ...]:
+        return tuple(range(self.train_hops + 1, self.train_hops + self.ood_extra_hops + 1))
+
+
+def build_until_table(task: UntilSpec, hops: int, generator: torch.Generator,
+                      decoy_hops: tuple[int, ...] | None = None) -> tuple[Int[Tensor, " n_nodes"], int]:
+    """One table and start ``x`` whose chain meets its first marked node after exactly ``hops``
+    lookups: ``x`` and ``hops - 1`` further unmarked nodes in a random order, then a random marked
+    node. Every other marked node ends a decoy chain of its own, unmarked nodes as many as a
+    question's lookups (drawn from ``decoy_hops``, default ``(hops,)`` for each), so that looking
+    backwards from the marked nodes (which one has a long unmarked run before it?) does not tell
+    the answer: only the chain that starts at ``x`` does. Every other entry is a random bijection
+    of what is left."""
+    checks.check_type(task, "task", UntilSpec)
+    checks.check_int(hops, "hops", min=1, max=task.spec.max_hops)
+    decoy_hops = (hops,) if decoy_hops is None else decoy_hops
+    for h in decoy_hops:
+        checks.check_int(h, "decoy_hops (each)", min=1, max=task.spec.max_hops)
+    n, m = task.n_nodes, task.n_marked
+    unmarked = (m + torch.randperm(n - m, generator=generator)).tolist()
+    marked = torch.randperm(m, generator=generator).tolist()  # the first ends x's chain
+    lengths = [hops] + [decoy_hops[int(torch.randint(0, len(decoy_hops), (1,), generator=generator))] for _ in marked[1:]]
+    table, used, chains = [-1] * n, 0, []
+    for end, length in zip(marked, lengths):
+        chain = unmarked[used : used + length] + [end]
+        used += length
+        for a, b in zip(chain[:-1], chain[1:]):
+            table[a] = b
+        chains.append(chain)
+    taken = {b for chain in chains for b in chain[1:]}
+    free = [j for j in range(n) if j not in taken]
+    order = torch.randperm(len(free), generator=generator).tolist()
+    for i, slot in enumerate(k for k in range(n) if table[k] < 0):
+        table[slot] = free[order[i]]
+    return torch.tensor(table), chains[0][0]
+
+
+def first_marked_hops(tables: Int[Tensor, "batch n_nodes"], starts: Int[Tensor, " batch"], n_marked: int,
+                      limit: int) -> Int[Tensor, " batch"]:
+    """Lookups from each start until the first marked node (``limit + 1`` where none is met within
+    ``limit``): the hop count a table implies, read by following it."""
+    checks.check_tensor(tables, "tables", ndim=2, dtype="int")
+    checks.check_tensor(starts, "starts", ndim=1, dtype="int")
+    checks.check_int(n_marked, "n_marked", min=1)
+    checks.check_int(limit, "limit", min=1)
+    current, out = starts.clone(), torch.full_like(starts, limit + 1)
+    for k in range(1, limit + 1):
+        current = tables.gather(1, current[:, None])[:, 0]
+        out = torch.where((out > limit) & (current < n_marked), torch.full_like(out, k), out)
+    return out
+
+
+def sample_until(task: UntilSpec, batch_size: int, generator: torch.Generator, split: str,
+                 hops: int | tuple[int, ...] | None = None) -> PointerBatch:
+    """``batch_size`` questions on tables of ``split``, laid out with filler ``"none"`` and the hop
+    slot holding the pause token. ``hops``: None draws uniformly from ``task.id_hops``, an int asks
+    that many lookups, a tuple draws uniformly from it. ``batch.hops`` records each question's
+    lookups for scoring only: the prompt never shows them."""
+    checks.check_type(task, "task", UntilSpec)
+    checks.check_int(batch_size, "batch_size", min=1)
+    checks.check_type(generator, "generator", torch.Generator)
+    check_split(split)
+    choices = task.id_hops if hops is None else ((hops,) if isinstance(hops, int) else tuple(hops))
+    if not choices:
+        raise ValueError("hops must name at least one hop count")
+    for h in choices:
+        checks.check_int(h, "hops (each hop count)", min=1, max=task.spec.max_hops)
+    n = task.n_nodes
+
+    def draw(k: int) -> Tensor:  # rows: the table, then x, then h
+        rows = []
+        for h in torch.tensor(choices)[torch.randint(0, len(choices), (k,), generator=generator)].tolist():
+            table, x = build_until_table(task, h, generator, choices)
+            rows.append(torch.cat([table, torch.tensor([x, h])]))
+        return torch.stack(rows)
+
+    items = draw_in_split(draw, lambda rows: rows[:, :n], UNTIL_DOMAIN, split, batch_size)
+    spec = task.spec
+    batch = _assemble(spec, items[:, :n], items[:, n], items[:, n + 1], torch.zeros(batch_size, dtype=torch.long), "none", 0)
+    batch.tokens[:, n + 1] = spec.pause_id  # the hop slot: a token that carries nothing
+    return batch
+
+
+def until_eval_sets(task: UntilSpec, n_per_hop: int, seed: int) -> dict[str, dict[int, PointerBatch]]:
+    """Fixed evaluation questions, ``n_per_hop`` per hop count: ``"val"`` and ``"test"`` at the
+    trained lookups, ``"test_ood"`` (test tables) at the deeper ones; one generator per (split, hops)."""
+    checks.check_type(task, "task", UntilSpec)
+    checks.check_int(n_per_hop, "n_per_hop", min=1)
+    checks.check_int(seed, "seed", min=0)
+    plan = {"val": ("val", task.id_hops), "test": ("test", task.id_hops), "test_ood": ("test", task.ood_hops)}
+    return {name: {h: sample_until(task, n_per_hop, torch.Generator().manual_seed(seed + 1000 * i + h), split, h)
+                   for h in hop_counts}
+            for i, (name, (split, hop_counts)) in enumerate(plan.items())}
+
+
+__all__ = ["UNTIL_DOMAIN", "UntilSpec", "build_until_table", "first_marked_hops", "sample_until", "until_eval_sets"]
