@@ -148,27 +148,53 @@ def test_the_questions_can_come_from_another_source_laid_out_on_the_spec():
     torch.manual_seed(0)
     m = GPT(GPTConfig(**{**pointer_model_config(task.spec, d_model=16).to_dict(), "n_ctx": task.n_nodes + 3 + 2 + 1}))
     run = train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, questions=lambda n, g, h: sample_until(task, n, g, "train", h))
+    with pytest.raises(TypeError, match="shuffle_counts"):
+        train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, shuffle_counts="yes")  # refused before training
     assert set(run.count_hops.tolist()) <= set(task.id_hops)  # the training split's lookups only
     acc = adaptive_accuracy(m, task.spec, 2, 5, 6, questions=test_tables)
-    assert sorted(acc) == [1, 2, 3, 4, 5] and asked == [1, 2, 3, 4, 5]  # every count, the deeper ones too
+    assert sorted(acc) == [1, 2, 3, 4] and asked == [1, 2, 3, 4]  # every count, the deeper one too
     with pytest.raises(TypeError, match="questions must be callable"):
         train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, questions="until")
 
 
+def test_the_shuffled_control_teaches_the_same_counts_to_other_questions(monkeypatch):
+    import lib.methods.dense_emit as emit
+
+    fixed_counts = torch.arange(16) % 2  # what scoring "finds", whatever the model
+    monkeypatch.setattr(emit, "useful_counts", lambda probs, threshold: fixed_counts.clone())
+    spec = PointerSpec(max_hops=2)
+    plain = train_adaptive(GPT(pointer_model_config(spec, d_model=16)), spec, 4, 8, 1e-3, 0, 1)
+    shuffled = train_adaptive(GPT(pointer_model_config(spec, d_model=16)), spec, 4, 8, 1e-3, 0, 1, shuffle_counts=True)
+    assert plain.counts.tolist() == fixed_counts.tolist()
+    assert sorted(shuffled.counts.tolist()) == sorted(fixed_counts.tolist()) and shuffled.counts.tolist() != fixed_counts.tolist()
+    assert shuffled.count_hops.tolist() == plain.count_hops.tolist()  # the same questions, other counts
+
+
 def test_the_until_experiment_counts_what_the_model_writes_per_lookup():
-    from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment
+    from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment, written_mean_and_error
 
     result = until_experiment((0,), steps=2, n_questions=4, progress=False)
-    assert result["settings"]["trained_hops"] == [1, 2, 3] and result["settings"]["ood_hops"] == [4, 5]
-    assert sorted(result["seeds"][0]["useful"]) == [1, 2, 3] and sorted(result["seeds"][0]["fixed"]) == [0, 2, 4]
+    assert result["settings"]["trained_hops"] == [1, 2, 3] and result["settings"]["ood_hops"] == [4]
+    assert result["settings"]["threshold"] == 0.9 and result["settings"]["max_dense"] == 5
+    assert sorted(result["seeds"][0]["useful"]) == [1, 2, 3] and sorted(result["seeds"][0]["fixed"]) == [0, 2, 3]
+    assert sorted(result["seeds"][0]["shuffled"]) == [1, 2, 3, 4]  # the control, scored like the adaptive model
 
-    def seed(written):  # a stored seed, as JSON gives it back (string keys)
-        return {"adaptive": {str(h): {"dense": w, "accuracy": 1.0} for h, w in written.items()}}
-    made = {"settings": {"trained_hops": [1, 2, 3], "ood_hops": [4, 5]},
-            "seeds": {"0": seed({1: 0.0, 2: 1.1, 3: 2.0, 4: 2.5, 5: 3.9}), "1": seed({1: 3.0, 2: 3.0, 3: 3.0, 4: 3.0, 5: 3.0})}}
+    def hist(counts):  # the histogram of 4 questions' dense counts, 0..5
+        return [sum(c == k for c in counts) / len(counts) for k in range(6)]
+
+    def seed(by_hops):  # a stored seed, as JSON gives it back (string keys)
+        return {"adaptive": {str(h): {"dense_hist": hist(c), "accuracy": 1.0} for h, c in by_hops.items()}}
+    made = {"settings": {"trained_hops": [1, 2, 3], "ood_hops": [4], "n_questions": 4},
+            "seeds": {"0": seed({1: [0] * 4, 2: [1] * 4, 3: [2] * 4, 4: [3, 3, 3, 5]}),  # follows the lookups
+                      "1": seed({1: [0, 5, 0, 5], 2: [5, 0, 5, 0], 3: [0, 5, 5, 0], 4: [5] * 4}),  # noise: no rise beyond 2 errors
+                      "2": seed({1: [5] * 4, 2: [5] * 4, 3: [5] * 4, 4: [5] * 4})}}  # always the most
     table = count_by_hops(made)
-    assert table["rises_trained"] == 1 and table["rises_ood"] == 1 and table["n"] == 2
-    assert table["per_seed"][0]["gap"][4] == pytest.approx(0.5) and table["written"][1] == pytest.approx(1.5)
+    assert [table["per_seed"][s]["rises_trained"] for s in (0, 1, 2)] == [True, False, False]
+    assert table["rises_ood"] == 1 and table["n"] == 3
+    assert table["per_seed"][0]["gap"][4] == pytest.approx(0.5) and table["per_seed"][2]["at_most"][1] == 1.0
+    assert written_mean_and_error({"dense_hist": hist([0, 0, 2, 2])}, 4) == pytest.approx((1.0, (4 / 3) ** 0.5 / 2))
     assert one_lookup_accuracy(1) == 1.0 and one_lookup_accuracy(3) == 0.5
     with pytest.raises(ValueError, match="until_experiment"):
         count_by_hops({"seeds": {}})
+    with pytest.raises(ValueError, match="arm"):
+        count_by_hops(made, "fixed")

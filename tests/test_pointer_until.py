@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lib.tasks.pointer_until import (
-    UntilSpec, build_until_table, first_marked_hops, sample_until, until_eval_sets,
+    UNTIL_DOMAIN, UntilSpec, build_until_table, first_marked_hops, sample_until, until_eval_sets,
 )
-from lib.tasks.splits import split_overlap
+from lib.tasks.splits import SPLITS, split_codes, split_overlap
 
 TASK = UntilSpec()
 
@@ -20,7 +20,7 @@ def _parts(batch):
     return batch.tokens[:, :n], batch.tokens[:, n + 2]
 
 
-@pytest.mark.parametrize("hops", [None, (4, 5)])
+@pytest.mark.parametrize("hops", [None, (4,)])
 def test_the_lookups_are_where_the_first_marked_node_sits_and_the_prompt_does_not_say(hops):
     batch = sample_until(TASK, 600, torch.Generator().manual_seed(0), "test", hops)
     tables, starts = _parts(batch)
@@ -35,44 +35,51 @@ def test_the_lookups_are_where_the_first_marked_node_sits_and_the_prompt_does_no
     assert (batch.targets[torch.arange(600), batch.answer_pos - 1] == batch.answers).all()
 
 
-def _backward_rule(batch, generator) -> float:
-    # Pick the marked node with the longest run of unmarked nodes pointing into it: a rule that
-    # never looks at the start node (ties broken at random).
-    tables, _ = _parts(batch)
+def _backward_runs(batch, until_x: bool) -> list[list[int]]:
+    # Per question and marked node: how many unmarked nodes point into it one after another, walking
+    # backwards through the table (until_x: 1 if that walk meets x within a lane, else 0).
+    tables, starts = _parts(batch)
     before = tables.argsort(dim=1)  # before[r, j]: the node whose entry is j
-    right = 0
+    out = []
     for r in range(tables.shape[0]):
         runs = []
         for mark in range(TASK.n_marked):
-            node, run = mark, 0
-            for _ in range(TASK.n_nodes):
+            node, run, met = mark, 0, 0
+            for _ in range(TASK.lane):
                 node = int(before[r, node])
                 if node < TASK.n_marked:
                     break
-                run += 1
-            runs.append(run)
-        best = [m for m in range(TASK.n_marked) if runs[m] == max(runs)]
-        right += best[int(torch.randint(0, len(best), (1,), generator=generator))] == int(batch.answers[r])
-    return right / tables.shape[0]
+                run, met = run + 1, met or int(node == int(starts[r]))
+            runs.append(met if until_x else run)
+        out.append(runs)
+    return out
 
 
-def test_looking_backwards_from_the_marked_nodes_finds_the_answer_at_chance_only_because_of_the_decoys(monkeypatch):
-    batch = sample_until(TASK, 2000, torch.Generator().manual_seed(1), "test", (2, 3))
-    assert abs(_backward_rule(batch, torch.Generator().manual_seed(2)) - 0.5) < 0.04
-    # the control: decoy chains of one node make the same rule find the answer far above chance
-    import lib.tasks.pointer_until as until
-
-    real = until.build_until_table
-    monkeypatch.setattr(until, "build_until_table", lambda task, hops, gen, decoy_hops=None: real(task, hops, gen, (1,)))
-    short = sample_until(TASK, 2000, torch.Generator().manual_seed(1), "test", (2, 3))
-    assert _backward_rule(short, torch.Generator().manual_seed(2)) > 0.6
-
-
+def test_nothing_but_the_chain_from_x_tells_the_answer_or_the_lookups():
+    # Every table has the same shape at every lookup count: a run of `lane` unmarked nodes into
+    # every marked node, x's predecessor unmarked. So looking backwards from the marked nodes
+    # (which has the longer run?) cannot pick the answer, while the same walk that looks for x does.
+    for hops in (1, 3, 4):
+        batch = sample_until(TASK, 300, torch.Generator().manual_seed(hops), "test", hops)
+        runs = _backward_runs(batch, until_x=False)
+        assert all(r == [TASK.lane] * TASK.n_marked for r in runs)  # the same for every node, question and count
+        tables, starts = _parts(batch)
+        assert (tables.argsort(dim=1).gather(1, starts[:, None])[:, 0] >= TASK.n_marked).all()  # x's predecessor: unmarked
+        found = [r.index(1) for r in _backward_runs(batch, until_x=True)]
+        assert found == batch.answers.tolist()  # the control: the walk that uses x finds every answer
 def test_no_test_question_occurs_among_100000_training_questions():
-    train = (sample_until(TASK, 10_000, torch.Generator().manual_seed(10 + i), "train") for i in range(10))
-    sets = until_eval_sets(TASK, 300, seed=7)
-    counted = split_overlap(train, list(sets["test"].values()) + list(sets["test_ood"].values()))
-    assert counted["overlap"] == 0 and counted["train_draws"] == 100_000 and counted["test_items"] == 1500
+    # At a size with 96 tables in all, 100,000 training questions use every training table many
+    # times over: without the split, every test table would be among them.
+    tiny = UntilSpec(n_marked=2, train_hops=1, ood_extra_hops=0)
+    train = (sample_until(tiny, 10_000, torch.Generator().manual_seed(10 + i), "train") for i in range(10))
+    test = sample_until(tiny, 500, torch.Generator().manual_seed(7), "test")
+    counted = split_overlap(train, test)
+    assert counted["overlap"] == 0 and counted["train_draws"] == 100_000 and counted["train_distinct"] > 50
+    assert set(split_codes(test.tokens[:, : tiny.n_nodes], UNTIL_DOMAIN).tolist()) == {SPLITS.index("test")}
+    sets = until_eval_sets(TASK, 50, seed=7)  # the course's size: every scored table is a test table
+    for split, by_hops in (("val", sets["val"]), ("test", sets["test"]), ("test", sets["test_ood"])):
+        for batch in by_hops.values():
+            assert set(split_codes(batch.tokens[:, : TASK.n_nodes], UNTIL_DOMAIN).tolist()) == {SPLITS.index(split)}
     # the check can fail: training questions against themselves overlap completely
     again = split_overlap([sample_until(TASK, 500, torch.Generator().manual_seed(3), "train")],
                           [sample_until(TASK, 500, torch.Generator().manual_seed(3), "train")])
@@ -81,11 +88,12 @@ def test_no_test_question_occurs_among_100000_training_questions():
 
 def test_a_table_and_the_samplers_check_their_arguments():
     table, x = build_until_table(TASK, 3, torch.Generator().manual_seed(0))
-    assert first_marked_hops(table[None], torch.tensor([x]), TASK.n_marked, 5).item() == 3
-    with pytest.raises(ValueError, match="unmarked nodes"):
-        UntilSpec(n_nodes=8, n_marked=2, train_hops=3, ood_extra_hops=2)
+    assert first_marked_hops(table[None], torch.tensor([x]), TASK.n_marked, 4).item() == 3
+    with pytest.raises(ValueError, match="n_marked"):
+        UntilSpec(n_marked=1)
+    assert (TASK.lane, TASK.n_nodes, TASK.spec.max_hops) == (5, 12, 4)
     with pytest.raises(ValueError, match="hops"):
-        sample_until(TASK, 4, torch.Generator(), "test", 6)
+        sample_until(TASK, 4, torch.Generator(), "test", 5)
     with pytest.raises(ValueError, match="split"):
         sample_until(TASK, 4, torch.Generator(), "holdout")
     with pytest.raises(ValueError, match="at least one"):

@@ -212,17 +212,21 @@ def _questions(spec, questions: Questions | None) -> Questions:
 
 def train_adaptive(
     model, spec, steps: int, batch_size: int, lr: float, seed: int, max_dense: int, threshold: float = 0.5,
-    device: torch.device | str = "cpu", questions: Questions | None = None,
+    device: torch.device | str = "cpu", questions: Questions | None = None, shuffle_counts: bool = False,
 ) -> AdaptiveRun:
     """Train ``model`` on pointer questions of mixed hop counts (``spec``; ``questions``: another
     source laid out on ``spec``, e.g. :func:`lib.tasks.pointer_until.sample_until`'s training
     split): the first half of the ``steps`` with a random budget of 0..``max_dense`` dense tokens
     per question (answer only as target), then :func:`useful_counts` on the second half's questions
     with the model as it is (the teacher), then the second half with those counts of dense tokens
-    as targets. Every forward in training is exact (``max_dense`` passes that make vectors)."""
+    as targets. Every forward in training is exact (``max_dense`` passes that make vectors).
+    ``shuffle_counts``: the control, the same counts shuffled across the questions (seeded by
+    ``seed``), so a model taught them can only learn how often to emit, not for which question."""
     from lib.core.training import TrainConfig, train
 
     draw = _questions(spec, questions)
+    if not isinstance(shuffle_counts, bool):
+        raise TypeError(f"shuffle_counts must be a bool, got {shuffle_counts!r}")
     check_int(steps, "steps", min=2)
     check_int(batch_size, "batch_size", min=1)
     check_int(max_dense, "max_dense", min=0)
@@ -243,6 +247,9 @@ def train_adaptive(
         if "counts" not in state:  # the switch: score the second half's questions with the teacher
             probs = answer_probs_by_budget(model, pool_prompt, pool_answers, spec.dense_id, spec.pad_id, max_dense)
             state["counts"] = useful_counts(probs, threshold)
+            if shuffle_counts:
+                order = torch.randperm(len(state["counts"]), generator=torch.Generator().manual_seed(seed + 20_000))
+                state["counts"] = state["counts"][order.to(state["counts"].device)]
         idx = slice((step - half) * batch_size, (step - half + 1) * batch_size)
         return budget_rows(pool_prompt[idx], pool_answers[idx], state["counts"][idx], spec.dense_id, spec.pad_id, emit=True)
 
@@ -328,6 +335,7 @@ def adaptive_experiment(
     spec, seeds: tuple[int, ...], steps: int, budgets: tuple[int, ...], batch_size: int = 64, lr: float = 3e-3,
     n_questions: int = 300, question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
     train_questions: Questions | None = None, test_questions: Questions | None = None, desc: str = "adaptive experiment",
+    threshold: float = 0.5, max_dense: int | None = None, shuffled_control: bool = False,
 ) -> dict:
     """Per seed, a 1-layer model that emits its own dense tokens (:func:`train_adaptive`, up to
     ``max(budgets)``) and one model per fixed budget (:func:`train_fixed_budget`), the same
@@ -335,7 +343,10 @@ def adaptive_experiment(
     ``spec`` when None) and scored per hop count 1 .. ``spec.max_hops`` on ``test_questions``.
     Returns per seed the adaptive model's accuracy, dense tokens written (mean and histogram) and
     passes per hop, the counts scoring found useful per hop of its training questions, and each
-    fixed budget's accuracy per hop."""
+    fixed budget's accuracy per hop. ``threshold``: the answer probability a budget must reach to
+    count as enough (above what guessing gives); ``max_dense``: the adaptive model's most dense
+    tokens (default ``max(budgets)``); ``shuffled_control``: also, per seed, an adaptive model taught
+    the same counts shuffled across questions (``"shuffled"``, scored like the adaptive one)."""
     from tqdm.auto import tqdm
 
     from lib.core.model import GPT
@@ -348,17 +359,19 @@ def adaptive_experiment(
     check_int(steps, "steps", min=2)
     check_int(n_questions, "n_questions", min=1)
     _questions(spec, train_questions), _questions(spec, test_questions)  # checked before any training
-    max_dense = max(budgets)
+    max_dense = max(budgets) if max_dense is None else check_int(max_dense, "max_dense", min=max(budgets))
     cfg = pointer_model_config(spec)
     cfg = type(cfg)(**{**cfg.to_dict(), "n_ctx": spec.n_nodes + 3 + max_dense + 1})  # room for the largest budget
     out: dict = {"settings": {"seeds": list(seeds), "steps": steps, "batch_size": batch_size, "lr": lr, "n_questions": n_questions,
-                              "max_hops": spec.max_hops, "budgets": list(budgets), "threshold": 0.5, "n_ctx": cfg.n_ctx},
+                              "max_hops": spec.max_hops, "budgets": list(budgets), "threshold": threshold, "n_ctx": cfg.n_ctx},
                  "seeds": {}}
-    bar = tqdm(total=len(seeds) * (1 + len(budgets)), desc=desc, disable=not progress)
+    if max_dense != max(budgets):
+        out["settings"]["max_dense"] = max_dense
+    bar = tqdm(total=len(seeds) * (1 + len(budgets) + shuffled_control), desc=desc, disable=not progress)
     for seed in seeds:
         torch.manual_seed(seed)
         model = GPT(cfg).to(device)
-        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, 0.5, device, train_questions)
+        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions)
         bar.update()
         adaptive = adaptive_accuracy(model, spec, max_dense, question_seed, n_questions, device, test_questions)
         hops_trained = sorted(set(run.count_hops.tolist()))
@@ -370,6 +383,13 @@ def adaptive_experiment(
             fixed[b] = fixed_budget_accuracy(trained, spec, b, question_seed, n_questions, device, test_questions)
             bar.update()
         out["seeds"][seed] = {"adaptive": adaptive, "useful": useful, "fixed": fixed, "n_params": model.n_params()}
+        if shuffled_control:
+            torch.manual_seed(seed)
+            control = GPT(cfg).to(device)
+            train_adaptive(control, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions, True)
+            out["seeds"][seed]["shuffled"] = adaptive_accuracy(control, spec, max_dense, question_seed, n_questions, device,
+                                                               test_questions)
+            bar.update()
     bar.close()
     return out
 

@@ -11,11 +11,16 @@ the hop slot holding the pause token, which carries nothing::
 
     f(0) f(1) ... f(n-1)  QUERY  <|pause|>  x  answer
 
-Each table is built so that the chain from ``x`` passes ``h - 1`` unmarked nodes and then a marked
-one, with ``h`` drawn uniformly; the rest of the table is a uniformly random bijection, and ``x``
-is unmarked. Tables go to train, val and test by a keyed hash of the table (as in
-:mod:`lib.tasks.pointer_splits`, under a domain of their own): no test table is ever a training
-table. Training asks 1..``train_hops`` lookups; the test split also asks the deeper
+Every table has the same shape, whatever ``h``: one *lane* per marked node, ``lane`` unmarked
+nodes in a row that point on to the next and, from the last, to the lane's marked node; each
+marked node points to the head of a lane (a random matching). ``x`` sits ``h`` nodes before the
+end of its lane, never at its head (``lane`` is one more than the deepest question), so nothing
+about ``x``'s neighbourhood, the other lanes or the table's make-up changes with ``h``: looking
+backwards from the marked nodes finds runs of the same length for all of them, and only the chain
+from ``x`` tells which marked node ends it and how far away it is. Node labels are a random
+permutation of the lanes' slots. Tables go to train, val and test by a keyed hash of the table
+(as in :mod:`lib.tasks.pointer_splits`, under a domain of their own): no test table is ever a
+training table. Training asks 1..``train_hops`` lookups; the test split also asks the deeper
 ``train_hops + 1 .. train_hops + ood_extra_hops``.
 """
 
@@ -36,23 +41,27 @@ UNTIL_DOMAIN = "pointer-until-table"  # the hash key of these tables (not pointe
 
 @dataclass(frozen=True)
 class UntilSpec:
-    """``n_nodes`` nodes of which the first ``n_marked`` are marked; training on 1..``train_hops``
-    lookups, out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops``."""
+    """``n_marked`` lanes of ``train_hops + ood_extra_hops + 1`` unmarked nodes, each ending in a
+    marked node (so ``n_nodes = n_marked * (lane + 1)``); training on 1..``train_hops`` lookups,
+    out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops``."""
 
-    n_nodes: int = 12
     n_marked: int = 2
     train_hops: int = 3
-    ood_extra_hops: int = 2
+    ood_extra_hops: int = 1
 
     def __post_init__(self) -> None:
-        checks.check_int(self.n_nodes, "UntilSpec.n_nodes", min=3)
-        checks.check_int(self.n_marked, "UntilSpec.n_marked", min=1, max=self.n_nodes - 1)
+        checks.check_int(self.n_marked, "UntilSpec.n_marked", min=2)  # one marked node would be the answer to everything
         checks.check_int(self.train_hops, "UntilSpec.train_hops", min=1)
         checks.check_int(self.ood_extra_hops, "UntilSpec.ood_extra_hops", min=0)
-        if (self.train_hops + self.ood_extra_hops) * self.n_marked > self.n_nodes - self.n_marked:
-            raise ValueError(f"every marked node ends a chain of up to {self.train_hops + self.ood_extra_hops} unmarked "
-                             f"nodes: that needs {(self.train_hops + self.ood_extra_hops) * self.n_marked} unmarked nodes, "
-                             f"UntilSpec has {self.n_nodes - self.n_marked}")
+
+    @property
+    def lane(self) -> int:
+        """Unmarked nodes per lane: one more than the deepest question, so ``x`` is never a lane's head."""
+        return self.train_hops + self.ood_extra_hops + 1
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_marked * (self.lane + 1)
 
     @property
     def spec(self) -> PointerSpec:
@@ -68,37 +77,26 @@ class UntilSpec:
         return tuple(range(self.train_hops + 1, self.train_hops + self.ood_extra_hops + 1))
 
 
-def build_until_table(task: UntilSpec, hops: int, generator: torch.Generator,
-                      decoy_hops: tuple[int, ...] | None = None) -> tuple[Int[Tensor, " n_nodes"], int]:
+def build_until_table(task: UntilSpec, hops: int, generator: torch.Generator) -> tuple[Int[Tensor, " n_nodes"], int]:
     """One table and start ``x`` whose chain meets its first marked node after exactly ``hops``
-    lookups: ``x`` and ``hops - 1`` further unmarked nodes in a random order, then a random marked
-    node. Every other marked node ends a decoy chain of its own, unmarked nodes as many as a
-    question's lookups (drawn from ``decoy_hops``, default ``(hops,)`` for each), so that looking
-    backwards from the marked nodes (which one has a long unmarked run before it?) does not tell
-    the answer: only the chain that starts at ``x`` does. Every other entry is a random bijection
-    of what is left."""
+    lookups: the lanes filled with the unmarked labels in a random order, each marked node at the
+    end of a random lane and pointing to the head of a random lane, ``x`` in a random lane ``hops``
+    nodes before its end."""
     checks.check_type(task, "task", UntilSpec)
     checks.check_int(hops, "hops", min=1, max=task.spec.max_hops)
-    decoy_hops = (hops,) if decoy_hops is None else decoy_hops
-    for h in decoy_hops:
-        checks.check_int(h, "decoy_hops (each)", min=1, max=task.spec.max_hops)
-    n, m = task.n_nodes, task.n_marked
-    unmarked = (m + torch.randperm(n - m, generator=generator)).tolist()
-    marked = torch.randperm(m, generator=generator).tolist()  # the first ends x's chain
-    lengths = [hops] + [decoy_hops[int(torch.randint(0, len(decoy_hops), (1,), generator=generator))] for _ in marked[1:]]
-    table, used, chains = [-1] * n, 0, []
-    for end, length in zip(marked, lengths):
-        chain = unmarked[used : used + length] + [end]
-        used += length
-        for a, b in zip(chain[:-1], chain[1:]):
+    m, length = task.n_marked, task.lane
+    unmarked = (m + torch.randperm(task.n_nodes - m, generator=generator)).tolist()
+    ends = torch.randperm(m, generator=generator).tolist()  # lane i ends in marked node ends[i]
+    heads = torch.randperm(m, generator=generator).tolist()  # marked node ends[i] points to lane heads[i]'s head
+    table = [-1] * task.n_nodes
+    lanes = [unmarked[i * length : (i + 1) * length] for i in range(m)]
+    for lane, end in zip(lanes, ends):
+        for a, b in zip(lane, lane[1:] + [end]):
             table[a] = b
-        chains.append(chain)
-    taken = {b for chain in chains for b in chain[1:]}
-    free = [j for j in range(n) if j not in taken]
-    order = torch.randperm(len(free), generator=generator).tolist()
-    for i, slot in enumerate(k for k in range(n) if table[k] < 0):
-        table[slot] = free[order[i]]
-    return torch.tensor(table), chains[0][0]
+    for end, head in zip(ends, heads):
+        table[end] = lanes[head][0]
+    lane = int(torch.randint(0, m, (1,), generator=generator))
+    return torch.tensor(table), lanes[lane][length - hops]
 
 
 def first_marked_hops(tables: Int[Tensor, "batch n_nodes"], starts: Int[Tensor, " batch"], n_marked: int,
@@ -136,7 +134,7 @@ def sample_until(task: UntilSpec, batch_size: int, generator: torch.Generator, s
     def draw(k: int) -> Tensor:  # rows: the table, then x, then h
         rows = []
         for h in torch.tensor(choices)[torch.randint(0, len(choices), (k,), generator=generator)].tolist():
-            table, x = build_until_table(task, h, generator, choices)
+            table, x = build_until_table(task, h, generator)
             rows.append(torch.cat([table, torch.tensor([x, h])]))
         return torch.stack(rows)
 

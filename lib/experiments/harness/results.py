@@ -203,7 +203,9 @@ def read_kept(path: str | Path, size: Size, like: dict | None = None) -> list[tu
     seeds), each with the code that made it (its commit, ``+lib:<hash>`` when ``lib/`` had
     uncommitted changes); none when there is no such file, and a line cut short by a crash is
     skipped. With ``like`` (a batch's :func:`code_stamp`) only the runs that batch may reuse: made
-    on its device with its threads per run, and with no change of ``lib/`` but the one it runs."""
+    on its device with its threads per run, and with no change of ``lib/`` but the one it runs. A
+    run from an earlier commit is reused (a batch may span sittings while ``lib/`` moves on): the
+    results file lists those commits, and the notebooks name every change to ``lib/`` after them."""
     if not isinstance(size, Size):
         raise TypeError(f"size must be a Size, got {type(size).__name__}")
     if like is not None and not (isinstance(like, dict) and {"device", "threads", "lib_diff_sha256"} <= set(like)):
@@ -249,7 +251,7 @@ class RunStore:
 
 
 def _run_key(task: str, method: str, seed: int, lr: float) -> tuple:
-    return task, method, seed, f"{float(lr):.9g}"  # a rate read back from JSON may differ in its last bit
+    return task, method, seed, float(lr)  # JSON gives a float back exactly, and the protocol computes each rate one way
 
 
 def open_run_store(path: str | Path, size: Size, device: str = "cpu", threads: int = 1, reuse: bool = True) -> RunStore:
