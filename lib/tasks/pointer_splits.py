@@ -40,19 +40,9 @@ TABLE_DOMAIN = "pointer-table"  # the hash key of pointer tables
 DEFAULT_N_NODES = 8
 
 
-@dataclass(frozen=True)
-class PointerSplitSpec:
-    """Pointer chasing with table splits: ``n_nodes`` nodes, training on 1..``train_hops`` hops,
-    out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops`` hops."""
-
-    n_nodes: int = DEFAULT_N_NODES
-    train_hops: int = 3
-    ood_extra_hops: int = 3
-
-    def __post_init__(self) -> None:
-        checks.check_int(self.n_nodes, "PointerSplitSpec.n_nodes", min=2)
-        checks.check_int(self.train_hops, "PointerSplitSpec.train_hops", min=1)
-        checks.check_int(self.ood_extra_hops, "PointerSplitSpec.ood_extra_hops", min=0)
+class HopRange:
+    """What a pointer task with a deeper test gives (for a spec with ``n_nodes``, ``train_hops`` and
+    ``ood_extra_hops``): its token layout and the hop counts training and evaluation ask."""
 
     @property
     def spec(self) -> PointerSpec:
@@ -69,6 +59,21 @@ class PointerSplitSpec:
     def ood_hops(self) -> tuple[int, ...]:
         """The hop counts only evaluation asks (deeper than any training question)."""
         return tuple(range(self.train_hops + 1, self.train_hops + self.ood_extra_hops + 1))
+
+
+@dataclass(frozen=True)
+class PointerSplitSpec(HopRange):
+    """Pointer chasing with table splits: ``n_nodes`` nodes, training on 1..``train_hops`` hops,
+    out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops`` hops."""
+
+    n_nodes: int = DEFAULT_N_NODES
+    train_hops: int = 3
+    ood_extra_hops: int = 3
+
+    def __post_init__(self) -> None:
+        checks.check_int(self.n_nodes, "PointerSplitSpec.n_nodes", min=2)
+        checks.check_int(self.train_hops, "PointerSplitSpec.train_hops", min=1)
+        checks.check_int(self.ood_extra_hops, "PointerSplitSpec.ood_extra_hops", min=0)
 
 
 def table_splits(tables: Int[Tensor, "batch n_nodes"]) -> Int[Tensor, " batch"]:
@@ -166,5 +171,5 @@ def pointer_eval_sets(
     return out
 
 
-__all__ = ["DEFAULT_N_NODES", "PointerSplitSpec", "TABLE_DOMAIN", "pointer_batch_splits", "pointer_eval_sets",
+__all__ = ["DEFAULT_N_NODES", "HopRange", "PointerSplitSpec", "TABLE_DOMAIN", "pointer_batch_splits", "pointer_eval_sets",
            "sample_pointer_split", "sample_pointer_tables", "table_splits"]

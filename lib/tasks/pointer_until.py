@@ -33,14 +33,15 @@ from jaxtyping import Int
 from torch import Tensor
 
 from lib.core import checks
-from lib.tasks.pointer_task import PointerBatch, PointerSpec, _assemble
+from lib.tasks.pointer_splits import HopRange
+from lib.tasks.pointer_task import PointerBatch, _assemble
 from lib.tasks.splits import check_split, draw_in_split
 
 UNTIL_DOMAIN = "pointer-until-table"  # the hash key of these tables (not pointer chasing's: other tables)
 
 
 @dataclass(frozen=True)
-class UntilSpec:
+class UntilSpec(HopRange):
     """``n_marked`` lanes of ``train_hops + ood_extra_hops + 1`` unmarked nodes, each ending in a
     marked node (so ``n_nodes = n_marked * (lane + 1)``); training on 1..``train_hops`` lookups,
     out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops``."""
@@ -63,18 +64,6 @@ class UntilSpec:
     def n_nodes(self) -> int:
         return self.n_marked * (self.lane + 1)
 
-    @property
-    def spec(self) -> PointerSpec:
-        """The token layout (pointer chasing's, ``max_hops`` counting the out-of-distribution lookups)."""
-        return PointerSpec(n_nodes=self.n_nodes, max_hops=self.train_hops + self.ood_extra_hops)
-
-    @property
-    def id_hops(self) -> tuple[int, ...]:
-        return tuple(range(1, self.train_hops + 1))
-
-    @property
-    def ood_hops(self) -> tuple[int, ...]:
-        return tuple(range(self.train_hops + 1, self.train_hops + self.ood_extra_hops + 1))
 
 
 def build_until_table(task: UntilSpec, hops: int, generator: torch.Generator) -> tuple[Int[Tensor, " n_nodes"], int]:
