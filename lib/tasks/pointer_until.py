@@ -65,7 +65,6 @@ class UntilSpec(HopRange):
         return self.n_marked * (self.lane + 1)
 
 
-
 def build_until_table(task: UntilSpec, hops: int, generator: torch.Generator) -> tuple[Int[Tensor, " n_nodes"], int]:
     """One table and start ``x`` whose chain meets its first marked node after exactly ``hops``
     lookups: the lanes filled with the unmarked labels in a random order, each marked node at the
