@@ -152,7 +152,7 @@ def test_the_questions_can_come_from_another_source_laid_out_on_the_spec():
         train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, shuffle_counts="yes")  # refused before training
     assert set(run.count_hops.tolist()) <= set(task.id_hops)  # the training split's lookups only
     acc = adaptive_accuracy(m, task.spec, 2, 5, 6, questions=test_tables)
-    assert sorted(acc) == [1, 2, 3, 4] and asked == [1, 2, 3, 4]  # every count, the deeper one too
+    assert sorted(acc) == [1, 2, 3] and asked == [1, 2, 3]  # every count, the deeper one too
     with pytest.raises(TypeError, match="questions must be callable"):
         train_adaptive(m, task.spec, 4, 8, 1e-3, 0, 2, questions="until")
 
@@ -174,10 +174,10 @@ def test_the_until_experiment_counts_what_the_model_writes_per_lookup():
     from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment, written_mean_and_error
 
     result = until_experiment((0,), steps=2, n_questions=4, progress=False)
-    assert result["settings"]["trained_hops"] == [1, 2, 3] and result["settings"]["ood_hops"] == [4]
-    assert result["settings"]["threshold"] == 0.9 and result["settings"]["max_dense"] == 5
-    assert sorted(result["seeds"][0]["useful"]) == [1, 2, 3] and sorted(result["seeds"][0]["fixed"]) == [0, 2, 3]
-    assert sorted(result["seeds"][0]["shuffled"]) == [1, 2, 3, 4]  # the control, scored like the adaptive model
+    assert result["settings"]["trained_hops"] == [1, 2] and result["settings"]["ood_hops"] == [3]
+    assert result["settings"]["threshold"] == 0.9 and result["settings"]["max_dense"] == 4
+    assert sorted(result["seeds"][0]["useful"]) == [1, 2] and sorted(result["seeds"][0]["fixed"]) == [0, 1, 2]
+    assert sorted(result["seeds"][0]["shuffled"]) == [1, 2, 3]  # the control, scored like the adaptive model
 
     def hist(counts):  # the histogram of 4 questions' dense counts, 0..5
         return [sum(c == k for c in counts) / len(counts) for k in range(6)]

@@ -20,7 +20,7 @@ def _parts(batch):
     return batch.tokens[:, :n], batch.tokens[:, n + 2]
 
 
-@pytest.mark.parametrize("hops", [None, (4,)])
+@pytest.mark.parametrize("hops", [None, (3,)])
 def test_the_lookups_are_where_the_first_marked_node_sits_and_the_prompt_does_not_say(hops):
     batch = sample_until(TASK, 600, torch.Generator().manual_seed(0), "test", hops)
     tables, starts = _parts(batch)
@@ -59,7 +59,7 @@ def test_nothing_but_the_chain_from_x_tells_the_answer_or_the_lookups():
     # Every table has the same shape at every lookup count: a run of `lane` unmarked nodes into
     # every marked node, x's predecessor unmarked. So looking backwards from the marked nodes
     # (which has the longer run?) cannot pick the answer, while the same walk that looks for x does.
-    for hops in (1, 3, 4):
+    for hops in (1, 2, 3):
         batch = sample_until(TASK, 300, torch.Generator().manual_seed(hops), "test", hops)
         runs = _backward_runs(batch, until_x=False)
         assert all(r == [TASK.lane] * TASK.n_marked for r in runs)  # the same for every node, question and count
@@ -88,12 +88,12 @@ def test_no_test_question_occurs_among_100000_training_questions():
 
 def test_a_table_and_the_samplers_check_their_arguments():
     table, x = build_until_table(TASK, 3, torch.Generator().manual_seed(0))
-    assert first_marked_hops(table[None], torch.tensor([x]), TASK.n_marked, 4).item() == 3
+    assert first_marked_hops(table[None], torch.tensor([x]), TASK.n_marked, 3).item() == 3
     with pytest.raises(ValueError, match="n_marked"):
         UntilSpec(n_marked=1)
-    assert (TASK.lane, TASK.n_nodes, TASK.spec.max_hops) == (5, 12, 4)
+    assert (TASK.lane, TASK.n_nodes, TASK.spec.max_hops) == (4, 10, 3)
     with pytest.raises(ValueError, match="hops"):
-        sample_until(TASK, 4, torch.Generator(), "test", 5)
+        sample_until(TASK, 4, torch.Generator(), "test", 4)
     with pytest.raises(ValueError, match="split"):
         sample_until(TASK, 4, torch.Generator(), "holdout")
     with pytest.raises(ValueError, match="at least one"):

@@ -6,8 +6,8 @@ at every lookup count, so a count that follows the lookups is read off the model
 Per seed: the adaptive model (:func:`lib.methods.dense_emit.train_adaptive`, up to
 :data:`MAX_DENSE` dense tokens, more than any question needs, so "unsure: write the most" is not
 "write what the deepest question needs"), the control taught the same counts shuffled across
-questions, and a model per fixed budget; trained on training tables at 1..3 lookups, scored on
-test tables (never trained) at 1..3 and at 4 lookups (never asked in training). A budget counts
+questions, and a model per fixed budget; trained on training tables at 1..2 lookups, scored on
+test tables (never trained) at 1..2 and at 3 lookups (never asked in training). A budget counts
 as enough where the answer's probability reaches :data:`THRESHOLD`, well above the 0.5 a guess
 between the two marked nodes gives. The stored run::
 
@@ -24,16 +24,21 @@ from lib.core import checks
 from lib.methods.dense_emit import adaptive_experiment
 from lib.tasks.pointer_until import UntilSpec, sample_until
 
-TASK = UntilSpec()  # 2 lanes of 5 unmarked nodes (12 nodes), 1-3 lookups trained, 4 out of distribution
-BUDGETS = (0, 2, 3)  # one lookup; what the deepest trained question needs; what the deeper one needs
-MAX_DENSE = 5  # the adaptive model's most: two more than any question needs
+# 2 lanes of 4 unmarked nodes (10 nodes), 1-2 lookups trained, 3 out of distribution. Measured on
+# one seed at lr 1e-3 (fixed budgets, not stored): 10 nodes learn the trained lookups in 2,000
+# steps (1.000 / 0.995 with 2 dense tokens), 12 nodes (lanes of 5, 1-3 trained) learn nothing in
+# 3,000 (every dense budget answers one marked node whatever the question), nor does 3e-3 help.
+TASK = UntilSpec()
+BUDGETS = (0, 1, 2)  # one lookup; what the deepest trained question needs; what the deeper one needs
+MAX_DENSE = 4  # the adaptive model's most: two more than any question needs
 THRESHOLD = 0.9
 SEEDS = (0, 1, 2, 3, 4)
-STEPS = 1500
+STEPS = 2000
+LR = 1e-3
 QUESTION_SEED = 4321
 
 
-def until_experiment(seeds: tuple[int, ...] = SEEDS, steps: int = STEPS, n_questions: int = 300, lr: float = 3e-3,
+def until_experiment(seeds: tuple[int, ...] = SEEDS, steps: int = STEPS, n_questions: int = 300, lr: float = LR,
                      device: torch.device | str = "cpu", progress: bool = True) -> dict:
     """:func:`lib.methods.dense_emit.adaptive_experiment` on :data:`TASK` with the shuffled-count
     control: training tables and lookups for training, test tables at every lookup count for
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["BUDGETS", "MAX_DENSE", "SEEDS", "STEPS", "TASK", "THRESHOLD", "count_by_hops", "one_lookup_accuracy",
+__all__ = ["BUDGETS", "LR", "MAX_DENSE", "SEEDS", "STEPS", "TASK", "THRESHOLD", "count_by_hops", "one_lookup_accuracy",
            "until_experiment", "written_mean_and_error"]
 
 

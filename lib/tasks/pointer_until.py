@@ -47,7 +47,7 @@ class UntilSpec(HopRange):
     out-of-distribution questions at ``train_hops + 1 .. train_hops + ood_extra_hops``."""
 
     n_marked: int = 2
-    train_hops: int = 3
+    train_hops: int = 2
     ood_extra_hops: int = 1
 
     def __post_init__(self) -> None:
