@@ -25,9 +25,15 @@ from lib.methods.dense_emit import adaptive_experiment
 from lib.tasks.pointer_until import UntilSpec, sample_until
 
 # 2 lanes of 4 unmarked nodes (10 nodes), 1-2 lookups trained, 3 out of distribution. Measured on
-# one seed at lr 1e-3 (fixed budgets, not stored): 10 nodes learn the trained lookups in 2,000
-# steps (1.000 / 0.995 with 2 dense tokens), 12 nodes (lanes of 5, 1-3 trained) learn nothing in
-# 3,000 (every dense budget answers one marked node whatever the question), nor does 3e-3 help.
+# seed 0 (not stored): 12 nodes (lanes of 5, 1-3 lookups) learned nothing in 3,000 steps at 1e-3 or
+# 3e-3 (every dense budget answered one marked node whatever the question); at 10 nodes and 1e-3
+# the fixed budgets learn the trained lookups in 2,000 steps (0, 1, 2 dense tokens: 1.000 / 0.987,
+# 1.000 / 1.000, 0.987 / 0.750; all at chance on the never-trained third), but the adaptive model's
+# teacher (1,000 steps of mixed budgets) learned nothing, so it wrote the most, 4, on every question.
+# And no dense token is needed for 2 lookups: the marked labels are the same in every table, so one
+# pass can look forward from x (f(x)) and back from each marked node (the position holding it) and
+# meet in the middle. The count a question needs is then about half its lookups, and at 1-2 trained
+# lookups none: the next design names the marked nodes in the prompt, per table, and trains deeper.
 TASK = UntilSpec()
 BUDGETS = (0, 1, 2)  # one lookup; what the deepest trained question needs; what the deeper one needs
 MAX_DENSE = 4  # the adaptive model's most: two more than any question needs

@@ -18,7 +18,11 @@ end of its lane, never at its head (``lane`` is one more than the deepest questi
 about ``x``'s neighbourhood, the other lanes or the table's make-up changes with ``h``: looking
 backwards from the marked nodes finds runs of the same length for all of them, and only the chain
 from ``x`` tells which marked node ends it and how far away it is. Node labels are a random
-permutation of the lanes' slots. Tables go to train, val and test by a keyed hash of the table
+permutation of the lanes' slots. What the table does not hide: the marked labels are the same in
+every table, so a model can look forward from ``x`` and back from the marked nodes at once and
+meet in the middle (one pass of a 1-layer model answers 2 lookups so, measured in
+:mod:`lib.experiments.adaptive_until`): the passes a question needs grow with ``h``, about half as
+fast. Tables go to train, val and test by a keyed hash of the table
 (as in :mod:`lib.tasks.pointer_splits`, under a domain of their own): no test table is ever a
 training table. Training asks 1..``train_hops`` lookups; the test split also asks the deeper
 ``train_hops + 1 .. train_hops + ood_extra_hops``.
