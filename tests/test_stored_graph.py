@@ -1,8 +1,8 @@
 """The stored graph-reachability runs (notebook 10) and the dense model shipped beside them come from
 this code, checked in ways that hold on any CPU (no last digits of a trained number are compared):
-the file's protocol and gates, its leakage count, the probe stored with every dense seed, the
-opening losses of stored runs, the five dense seeds at the shipped model's rate, and the shipped
-checkpoint against its own header."""
+the file's protocol and gates, its leakage count, the probe stored with every dense, coconut and
+looped seed, the opening losses of stored runs, the five dense seeds at the shipped model's rate,
+and the shipped checkpoint against its own header."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from lib.experiments.frontier_probe import GROUPS, READOUTS
 from lib.experiments.graph_checkpoint import GRAPH_CHECKPOINT, TASK, load_graph_checkpoint
 from lib.experiments.harness import final_runs, load_results, run_gate
 from lib.experiments.harness.graph_reach import PROBE_DEPTHS, graph_accuracy, graph_task
+from lib.experiments.harness.spec import LOOPS
 from lib.experiments.stored_checks import OPENING_TOLERANCE, opening_mismatch
 
 GRAPH_PATH = REPO_ROOT / "data" / "results" / "harness_graph.json"
@@ -42,7 +43,8 @@ def test_graph_file_follows_the_protocol(graph):
         assert not batch["uncommitted_changes"] and not any("+" in c for c in batch.get("resumed_run_commits", []))
     assert len(size.seeds) >= 5 and size.sweep_seed not in size.seeds and size.graph_unseen_steps == 7500
     cells = sorted({(r.task, r.method) for r in graph["runs"]})
-    assert {"baseline", "pause", "cot", "dense"} <= {m for t, m in cells if t == "graph_reach_unseen"}
+    stored = {m for t, m in cells if t == "graph_reach_unseen"}
+    assert {"baseline", "pause", "cot", "dense", "coconut", "pause_curriculum", "looped"} <= stored
     for task, method in cells:
         runs = [r for r in graph["runs"] if (r.task, r.method) == (task, method)]
         final = [r for r in runs if r.role == "final"]
@@ -64,22 +66,25 @@ def test_graph_file_measured_no_overlap_and_rules_that_do_not_search_stay_low(gr
         assert refs["best_shortcut"] < 0.56 and refs["chance"] == 0.5, task
 
 
-def test_every_stored_dense_seed_carries_its_probe_and_the_untrained_control(graph):
-    assert len(final_runs(graph["runs"], TASK, "dense")) >= 5, "notebook 10 reads the probe of five dense seeds"
+@pytest.mark.parametrize("method", ["dense", "coconut", "looped"])
+def test_every_stored_seed_of_a_probed_arm_carries_its_probe_and_the_untrained_control(graph, method):
+    assert len(final_runs(graph["runs"], TASK, method)) >= 5, f"notebook 10 reads the probe of five {method} seeds"
     for task in graph["references"]:
-        for run in final_runs(graph["runs"], task, "dense"):
+        for run in final_runs(graph["runs"], task, method):
             for key in ("probe", "probe_untrained"):
                 probe = run.extra[key]
                 for readout in READOUTS:
                     by_depth = probe["group_means"][readout]
                     assert sorted(by_depth) == sorted(str(d) for d in PROBE_DEPTHS)
                     for d, by_k in by_depth.items():
-                        assert sorted(by_k, key=int) == [str(k) for k in range(1, int(d) + 1)]
+                        thoughts = LOOPS if method == "looped" else int(d)  # a looped model's thoughts are its loops
+                        assert sorted(by_k, key=int) == [str(k) for k in range(1, thoughts + 1)]
                         assert all(set(means) == set(GROUPS) for means in by_k.values())
                 assert all(0 <= v <= 1 for by_k in probe["whole_frontier"].values() for v in by_k.values() if v is not None)
 
 
-@pytest.mark.parametrize("method,seed", [("pause", 1), ("baseline", 2), ("dense", 3), ("cot", 4)])
+@pytest.mark.parametrize("method,seed", [("pause", 1), ("baseline", 2), ("dense", 3), ("cot", 4), ("coconut", 0),
+                                         ("pause_curriculum", 1), ("looped", 2)])
 def test_the_opening_losses_of_a_stored_graph_run_come_back(graph, one_thread, method, seed):
     (run,) = [r for r in final_runs(graph["runs"], TASK, method) if r.seed == seed]
     worst, _ = opening_mismatch(run, graph["size"])

@@ -24,6 +24,16 @@ def _git(*args: str, root: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
+KEPT_RUNS = "*.runs.jsonl"  # a batch's own kept runs (lib.experiments.harness.results.runs_path): its output, not its code
+
+
+def uncommitted_changes(root: Path = REPO_ROOT) -> bool:
+    """Whether a tracked file differs from the commit, leaving out the kept-runs files a resumable
+    batch writes as it goes (they would otherwise mark every resumed batch as made by changed code)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){KEPT_RUNS}", root=Path(root))
+    return status not in ("", "unknown")
+
+
 def provenance(command: str, threads: int, jobs: int, wall_seconds: float, device: str) -> dict:
     """Where a results file came from: enough to rerun it and to know when it could differ."""
     if not isinstance(command, str) or not command:
@@ -31,7 +41,7 @@ def provenance(command: str, threads: int, jobs: int, wall_seconds: float, devic
     diff = _git("diff", "HEAD", "--", "lib")
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+        "uncommitted_changes": uncommitted_changes(),
         # which uncommitted change of lib/ made the file, if any: compare with `git diff HEAD -- lib | sha256sum`
         "lib_diff_sha256": hashlib.sha256((diff + "\n").encode()).hexdigest() if diff not in ("", "unknown") else None,
         "command": command, "torch": torch.__version__, "python": platform.python_version(),

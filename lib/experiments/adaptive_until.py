@@ -9,7 +9,7 @@ Per seed: the adaptive model (:func:`lib.methods.dense_emit.train_adaptive`, up 
 questions, and a model per fixed budget; trained on training tables at 1..2 lookups, scored on
 test tables (never trained) at 1..2 and at 3 lookups (never asked in training). A budget counts
 as enough where the answer's probability reaches :data:`THRESHOLD`, well above the 0.5 a guess
-between the two marked nodes gives. The stored run::
+between the two marked nodes gives. The run (not stored: see the measurements below)::
 
     python -m lib.experiments.adaptive_until --json data/results/dense_adaptive_until.json
 """
@@ -24,23 +24,33 @@ from lib.core import checks
 from lib.methods.dense_emit import adaptive_experiment
 from lib.tasks.pointer_until import UntilSpec, sample_until
 
-# 2 lanes of 4 unmarked nodes (10 nodes), 1-2 lookups trained, 3 out of distribution. Measured on
-# seed 0 (not stored): 12 nodes (lanes of 5, 1-3 lookups) learned nothing in 3,000 steps at 1e-3 or
-# 3e-3 (every dense budget answered one marked node whatever the question); at 10 nodes and 1e-3
-# the fixed budgets learn the trained lookups in 2,000 steps (0, 1, 2 dense tokens: 1.000 / 0.987,
-# 1.000 / 1.000, 0.987 / 0.750; all at chance on the never-trained third), but the adaptive model's
-# teacher (1,000 steps of mixed budgets) learned nothing, so it wrote the most, 4, on every question.
-# And no dense token is needed for 2 lookups: the marked labels are the same in every table, so one
-# pass can look forward from x (f(x)) and back from each marked node (the position holding it) and
-# meet in the middle. The count a question needs is then about half its lookups, and at 1-2 trained
-# lookups none: the next design names the marked nodes in the prompt, per table, and trains deeper.
+# 2 lanes sharing 8 unmarked nodes (10 nodes), 1-2 lookups trained, 3 out of distribution; each
+# table marks its own two nodes, each pointing to itself, and x's lane starts 1-3 nodes before it.
+# Measured on seed 0, the tuning seed (so it is not among SEEDS), 2,000 steps, not stored:
+# - At 3e-3 each fixed budget learns what its passes allow: no dense token answers 1 lookup at
+#   0.997 and 2 at 0.593 (a guess between the two marked nodes gives 0.5); 1 or 2 dense tokens
+#   answer 1 and 2 lookups at 1.000, and the never-trained 3 at 0.000 (never the right marked node,
+#   so not a guess either). With the labels 0 and 1 marked in every table (marks="fixed") the
+#   budget of no dense token answers 2 lookups at 1.000: one pass looks forward from x and back
+#   from the known labels.
+# - The adaptive model (up to 4 dense tokens) answers 1-3 lookups at 0.987 / 0.783 / 0.497 but
+#   writes 4 dense tokens on every question: its teacher (random budgets of 0-4 per question for the
+#   first half) reached the 0.9 threshold with fewer on few questions (taught 3.7 for 1 lookup, 3.95
+#   for 2), so the count is not tested yet. Why mixed budgets learn so much more slowly than each
+#   budget alone is open; until it is found, the experiment below is not run.
+# - On lanes of one length (x's lead fixed by h, which gave h away), tried first: at 1e-3 one dense
+#   token did not learn 2 lookups (0.563) and at 3e-3 it did; 4 dense tokens learned 1-2 lookups
+#   and 0.68 at 3; and the adaptive model learned nothing, in 2,000 steps or in 6,000 (0.52 even at
+#   1 lookup), writing 4 dense tokens on every question.
+# - Naming two marked labels per table in the prompt instead: no budget of 0-2 learned past 0.81
+#   at 1 lookup in 2,000 steps at 1e-3.
 TASK = UntilSpec()
 BUDGETS = (0, 1, 2)  # one lookup; what the deepest trained question needs; what the deeper one needs
 MAX_DENSE = 4  # the adaptive model's most: two more than any question needs
 THRESHOLD = 0.9
-SEEDS = (0, 1, 2, 3, 4)
+SEEDS = (1, 2, 3, 4, 5)  # seed 0 chose the rate
 STEPS = 2000
-LR = 1e-3
+LR = 3e-3
 QUESTION_SEED = 4321
 
 
@@ -120,6 +130,36 @@ def one_lookup_accuracy(hops: int) -> float:
     return 1.0 if hops == 1 else 1 / TASK.n_marked
 
 
+def _one_seed(seed: int, steps: int) -> dict:
+    # A worker process: one thread, as a serial run has, so where a seed runs does not change it.
+    from lib.core.training import make_reproducible
+
+    make_reproducible(seed=0, threads=1)
+    return until_experiment((seed,), steps, progress=False)
+
+
+def run_seeds(seeds: tuple[int, ...], steps: int, jobs: int) -> dict:
+    """:func:`until_experiment` over ``seeds``, ``jobs`` seeds at a time in separate processes of one
+    thread each, merged into one result. Each seed is trained and scored alone (its models seeded by
+    it, its questions by their own generators), so this gives what one process on one thread gives."""
+    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
+        raise ValueError(f"seeds must be a non-empty tuple of ints >= 0, got {seeds!r}")
+    checks.check_int(steps, "steps", min=2)
+    checks.check_int(jobs, "jobs", min=1)
+    if jobs == 1:
+        return until_experiment(seeds, steps)
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(seeds)), mp_context=get_context("spawn")) as pool:
+        parts = list(pool.map(_one_seed, seeds, [steps] * len(seeds)))
+    merged = parts[0]
+    for part in parts[1:]:
+        merged["seeds"] |= part["seeds"]
+    merged["settings"]["seeds"] = list(seeds)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -133,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="dense tokens the model emits where the prompt does not give the count")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once, one process and one thread each")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     make_reproducible(seed=0, threads=1)
     start = time.perf_counter()
-    result = until_experiment(tuple(args.seeds), args.steps)
+    result = run_seeds(tuple(args.seeds), args.steps, args.jobs)
     table = count_by_hops(result)
     for h, w in table["written"].items():
         acc = sum(s["accuracy"][h] for s in table["per_seed"].values()) / table["n"]
@@ -149,13 +190,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{control['rises_trained']}/{control['n']} and {control['rises_ood']}/{control['n']}")
     if args.json:
         command = "python -m lib.experiments.adaptive_until " + " ".join(sys.argv[1:] if argv is None else argv)
-        result["provenance"] = provenance(command, 1, 1, time.perf_counter() - start, "cpu")
+        result["provenance"] = provenance(command, 1, args.jobs, time.perf_counter() - start, "cpu")
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 
 __all__ = ["BUDGETS", "LR", "MAX_DENSE", "SEEDS", "STEPS", "TASK", "THRESHOLD", "count_by_hops", "one_lookup_accuracy",
-           "until_experiment", "written_mean_and_error"]
+           "run_seeds", "until_experiment", "written_mean_and_error"]
 
 
 if __name__ == "__main__":
