@@ -206,14 +206,14 @@ def test_seeds_run_in_parallel_give_what_they_give_in_series():
     from lib.experiments.adaptive_until import run_seeds
 
     threads = torch.get_num_threads()
-    make_reproducible(seed=0, threads=1)  # what each worker uses
-    try:
-        serial = run_seeds((0, 1), 2, 1)
-    finally:
-        torch.set_num_threads(threads)
+    make_reproducible(seed=0, threads=2)
+    serial = run_seeds((0, 1), 2, 1)  # one thread inside, as each worker has
+    assert torch.get_num_threads() == 2  # and the caller's setting is back
+    torch.set_num_threads(threads)
     parallel = run_seeds((0, 1), 2, 2)
     assert parallel["settings"]["seeds"] == [0, 1] and sorted(parallel["seeds"]) == [0, 1]
     assert parallel["seeds"] == serial["seeds"]
-    for bad, match in ((((0,), 2, 0), "jobs"), (((), 2, 2), "seeds"), (([0], 2, 1), "seeds"), (((0,), 1, 2), "steps")):
+    for bad, match in ((((0,), 2, 0), "jobs"), (((), 2, 2), "seeds"), (([0], 2, 1), "seeds"), (((True,), 2, 1), "seeds"),
+                       (((0,), 1, 2), "steps")):
         with pytest.raises(ValueError, match=match):
             run_seeds(*bad)  # refused before any process starts

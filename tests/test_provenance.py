@@ -33,3 +33,7 @@ def test_a_changed_kept_runs_file_is_not_a_change_of_the_code(tmp_path):
     _git(tmp_path, "checkout", "--", "data/results/f.json")
     (tmp_path / "lib" / "a.py").write_text("x = 2\n")
     assert uncommitted_changes(tmp_path)
+
+
+def test_where_git_cannot_say_the_code_is_not_called_clean(tmp_path):
+    assert uncommitted_changes(tmp_path / "no-repository-here")

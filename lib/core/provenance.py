@@ -29,9 +29,10 @@ KEPT_RUNS = "*.runs.jsonl"  # a batch's own kept runs (lib.experiments.harness.r
 
 def uncommitted_changes(root: Path = REPO_ROOT) -> bool:
     """Whether a tracked file differs from the commit, leaving out the kept-runs files a resumable
-    batch writes as it goes (they would otherwise mark every resumed batch as made by changed code)."""
+    batch writes as it goes (they would otherwise mark every resumed batch as made by changed code).
+    True when git cannot say (no repository, no git): a file must not claim clean code it cannot show."""
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){KEPT_RUNS}", root=Path(root))
-    return status not in ("", "unknown")
+    return status != ""
 
 
 def provenance(command: str, threads: int, jobs: int, wall_seconds: float, device: str) -> dict:

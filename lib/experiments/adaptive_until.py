@@ -142,12 +142,18 @@ def run_seeds(seeds: tuple[int, ...], steps: int, jobs: int) -> dict:
     """:func:`until_experiment` over ``seeds``, ``jobs`` seeds at a time in separate processes of one
     thread each, merged into one result. Each seed is trained and scored alone (its models seeded by
     it, its questions by their own generators), so this gives what one process on one thread gives."""
-    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
+    if not isinstance(seeds, tuple) or not seeds or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
         raise ValueError(f"seeds must be a non-empty tuple of ints >= 0, got {seeds!r}")
     checks.check_int(steps, "steps", min=2)
     checks.check_int(jobs, "jobs", min=1)
     if jobs == 1:
-        return until_experiment(seeds, steps)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as each worker runs; the caller's setting comes back after
+        try:
+            return until_experiment(seeds, steps)
+        finally:
+            torch.set_num_threads(threads)
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
