@@ -30,8 +30,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from lib.core.checks import check_int, check_tensor, check_token_ids, eval_mode
+from lib.core.checks import check_choice, check_int, check_tensor, check_token_ids, eval_mode
 from lib.methods.dense import add_dense_vectors, hidden_and_logits, unrolled_forward
+
+# How train_adaptive's teacher phase draws budgets: one per question, or one per batch.
+TEACHER_BUDGETS = ("question", "batch")
 
 # --------------------------------------------------------------------------- checks
 
@@ -213,6 +216,7 @@ def _questions(spec, questions: Questions | None) -> Questions:
 def train_adaptive(
     model, spec, steps: int, batch_size: int, lr: float, seed: int, max_dense: int, threshold: float = 0.5,
     device: torch.device | str = "cpu", questions: Questions | None = None, shuffle_counts: bool = False,
+    teacher_budgets: str = "question",
 ) -> AdaptiveRun:
     """Train ``model`` on pointer questions of mixed hop counts (``spec``; ``questions``: another
     source laid out on ``spec``, e.g. :func:`lib.tasks.pointer_until.sample_until`'s training
@@ -221,12 +225,16 @@ def train_adaptive(
     with the model as it is (the teacher), then the second half with those counts of dense tokens
     as targets. Every forward in training is exact (``max_dense`` passes that make vectors).
     ``shuffle_counts``: the control, the same counts shuffled across the questions (seeded by
-    ``seed``), so a model taught them can only learn how often to emit, not for which question."""
+    ``seed``), so a model taught them can only learn how often to emit, not for which question.
+    ``teacher_budgets``: ``"question"`` draws the first half's budget per question; ``"batch"`` draws
+    one per batch, so every step trains one unrolled depth at a time (on the until-marked task a
+    per-question mix learned too slowly to teach any count but the most)."""
     from lib.core.training import TrainConfig, train
 
     draw = _questions(spec, questions)
     if not isinstance(shuffle_counts, bool):
         raise TypeError(f"shuffle_counts must be a bool, got {shuffle_counts!r}")
+    check_choice(teacher_budgets, "teacher_budgets", TEACHER_BUDGETS)
     check_int(steps, "steps", min=2)
     check_int(batch_size, "batch_size", min=1)
     check_int(max_dense, "max_dense", min=0)
@@ -242,7 +250,10 @@ def train_adaptive(
         if step < half:
             b = draw(batch_size, gen, None).to(device)
             p, a = _question_parts(b)
-            counts = torch.randint(0, max_dense + 1, (batch_size,), generator=gen).to(device)
+            if teacher_budgets == "batch":
+                counts = torch.randint(0, max_dense + 1, (1,), generator=gen).expand(batch_size).to(device)
+            else:
+                counts = torch.randint(0, max_dense + 1, (batch_size,), generator=gen).to(device)
             return budget_rows(p, a, counts, spec.dense_id, spec.pad_id)
         if "counts" not in state:  # the switch: score the second half's questions with the teacher
             probs = answer_probs_by_budget(model, pool_prompt, pool_answers, spec.dense_id, spec.pad_id, max_dense)
@@ -336,6 +347,7 @@ def adaptive_experiment(
     n_questions: int = 300, question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
     train_questions: Questions | None = None, test_questions: Questions | None = None, desc: str = "adaptive experiment",
     threshold: float = 0.5, max_dense: int | None = None, shuffled_control: bool = False,
+    teacher_budgets: str = "question",
 ) -> dict:
     """Per seed, a 1-layer model that emits its own dense tokens (:func:`train_adaptive`, up to
     ``max(budgets)``) and one model per fixed budget (:func:`train_fixed_budget`), the same
@@ -346,7 +358,8 @@ def adaptive_experiment(
     fixed budget's accuracy per hop. ``threshold``: the answer probability a budget must reach to
     count as enough (above what guessing gives); ``max_dense``: the adaptive model's most dense
     tokens (default ``max(budgets)``); ``shuffled_control``: also, per seed, an adaptive model taught
-    the same counts shuffled across questions (``"shuffled"``, scored like the adaptive one)."""
+    the same counts shuffled across questions (``"shuffled"``, scored like the adaptive one);
+    ``teacher_budgets``: as :func:`train_adaptive` has it, for both."""
     from tqdm.auto import tqdm
 
     from lib.core.model import GPT
@@ -358,6 +371,7 @@ def adaptive_experiment(
         raise ValueError(f"budgets must be a non-empty tuple of ints >= 0, got {budgets!r}")
     check_int(steps, "steps", min=2)
     check_int(n_questions, "n_questions", min=1)
+    check_choice(teacher_budgets, "teacher_budgets", TEACHER_BUDGETS)
     _questions(spec, train_questions), _questions(spec, test_questions)  # checked before any training
     max_dense = max(budgets) if max_dense is None else check_int(max_dense, "max_dense", min=max(budgets))
     cfg = pointer_model_config(spec)
@@ -367,11 +381,14 @@ def adaptive_experiment(
                  "seeds": {}}
     if max_dense != max(budgets):
         out["settings"]["max_dense"] = max_dense
+    if teacher_budgets != "question":  # the stored pointer file predates the choice
+        out["settings"]["teacher_budgets"] = teacher_budgets
     bar = tqdm(total=len(seeds) * (1 + len(budgets) + shuffled_control), desc=desc, disable=not progress)
     for seed in seeds:
         torch.manual_seed(seed)
         model = GPT(cfg).to(device)
-        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions)
+        run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions,
+                             teacher_budgets=teacher_budgets)
         bar.update()
         adaptive = adaptive_accuracy(model, spec, max_dense, question_seed, n_questions, device, test_questions)
         hops_trained = sorted(set(run.count_hops.tolist()))
@@ -386,7 +403,8 @@ def adaptive_experiment(
         if shuffled_control:
             torch.manual_seed(seed)
             control = GPT(cfg).to(device)
-            train_adaptive(control, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions, True)
+            train_adaptive(control, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions, True,
+                           teacher_budgets)
             out["seeds"][seed]["shuffled"] = adaptive_accuracy(control, spec, max_dense, question_seed, n_questions, device,
                                                                test_questions)
             bar.update()
@@ -469,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-__all__ = ["BUDGETS", "HOPS_MAX", "AdaptiveAnswers", "AdaptiveRun", "adaptive_accuracy", "adaptive_experiment", "answer_probs_by_budget",
+__all__ = ["BUDGETS", "HOPS_MAX", "TEACHER_BUDGETS", "AdaptiveAnswers", "AdaptiveRun", "adaptive_accuracy", "adaptive_experiment", "answer_probs_by_budget",
            "budget_rows", "fixed_budget_accuracy", "generate_adaptive", "hops_experiment", "hops_table", "train_adaptive",
            "train_fixed_budget", "useful_counts"]
 
