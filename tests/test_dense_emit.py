@@ -170,12 +170,52 @@ def test_the_shuffled_control_teaches_the_same_counts_to_other_questions(monkeyp
     assert shuffled.count_hops.tolist() == plain.count_hops.tolist()  # the same questions, other counts
 
 
+def _teacher_budgets(monkeypatch, **kwargs) -> list[list[int]]:
+    """The dense tokens per row of each teacher-phase batch train_adaptive would train on."""
+    import lib.core.training as training
+
+    seen = []
+
+    def capture(model, batch_fn, cfg, loss_fn=None):
+        for step in range(cfg.max_steps // 2):
+            tokens, _ = batch_fn(step)
+            seen.append((tokens == spec.dense_id).sum(dim=1).tolist())
+
+    monkeypatch.setattr(training, "train", capture)
+    spec = PointerSpec(max_hops=2)
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(**{**pointer_model_config(spec, d_model=16).to_dict(), "n_ctx": spec.n_nodes + 3 + 4 + 1}))
+    with pytest.raises(KeyError):  # capture trains nothing, so no counts are scored: stop there
+        train_adaptive(m, spec, 40, 16, 1e-3, 3, 4, **kwargs)
+    return seen
+
+
+def test_the_teacher_draws_one_budget_per_question_or_one_per_batch(monkeypatch):
+    per_question = _teacher_budgets(monkeypatch)
+    per_batch = _teacher_budgets(monkeypatch, teacher_budgets="batch")
+    assert len(per_batch) == len(per_question) == 20
+    assert all(len(set(rows)) == 1 for rows in per_batch)  # one depth a step
+    assert len({rows[0] for rows in per_batch}) >= 3  # and several depths over the phase
+    assert sum(len(set(rows)) > 1 for rows in per_question) >= 18  # mixed within a batch
+    assert {b for rows in per_batch for b in rows} <= set(range(5))
+    spec = PointerSpec(max_hops=2)
+    m = GPT(pointer_model_config(spec, d_model=16))
+    before = [p.clone() for p in m.parameters()]
+    with pytest.raises(ValueError, match="teacher_budgets"):
+        train_adaptive(m, spec, 4, 8, 1e-3, 0, 1, teacher_budgets="step")
+    with pytest.raises(ValueError, match="teacher_budgets"):
+        from lib.methods.dense_emit import adaptive_experiment
+        adaptive_experiment(spec, (0,), 4, (0, 1), teacher_budgets="per batch")
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))  # refused before training
+
+
 def test_the_until_experiment_counts_what_the_model_writes_per_lookup():
     from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment, written_mean_and_error
 
     result = until_experiment((0,), steps=2, n_questions=4, progress=False)
     assert result["settings"]["trained_hops"] == [1, 2] and result["settings"]["ood_hops"] == [3]
     assert result["settings"]["threshold"] == 0.9 and result["settings"]["max_dense"] == 4
+    assert result["settings"]["teacher_budgets"] == "batch"  # one budget per teacher batch, recorded
     assert sorted(result["seeds"][0]["useful"]) == [1, 2] and sorted(result["seeds"][0]["fixed"]) == [0, 1, 2]
     assert sorted(result["seeds"][0]["shuffled"]) == [1, 2, 3]  # the control, scored like the adaptive model
 
