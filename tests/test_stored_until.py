@@ -6,7 +6,9 @@ with a rerun: a 2,000-step run does not repeat bitwise on another CPU."""
 
 from __future__ import annotations
 
+import ast
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -15,6 +17,10 @@ from lib.core.paths import REPO_ROOT
 from lib.experiments import adaptive_until as until
 
 UNTIL_PATH = REPO_ROOT / "data" / "results" / "dense_adaptive_until.json"
+# What the stored run executed: the experiment, the method, the task and what they stand on.
+RUN_MODULES = ("lib/experiments/adaptive_until.py", "lib/methods/dense_emit.py", "lib/methods/dense.py",
+               "lib/tasks/pointer_until.py", "lib/tasks/pointer_task.py", "lib/tasks/pointer_splits.py",
+               "lib/tasks/splits.py", "lib/core/model.py", "lib/core/training.py")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +38,43 @@ def test_the_file_is_the_module_s_experiment(stored):
     prov = stored["provenance"]
     assert prov["command"].startswith("python -m lib.experiments.adaptive_until") and prov["wall_seconds"] > 0
     assert prov["uncommitted_changes"] is False
-    known = subprocess.run(["git", "cat-file", "-t", prov["commit"]], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert known.stdout.strip() == "commit"
+    assert s.get("teacher_budgets", "question") == until.TEACHER_BUDGETS
+
+
+def _code_only(source: str) -> str:
+    """The module's syntax tree without docstrings (comments never reach it): what runs."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def test_the_modules_it_ran_are_unchanged_since_it_was_made(stored):
+    # A 2,000-step run does not repeat bitwise on another CPU, so instead of a rerun: the code that
+    # made the file is the code here, docstrings and comments aside. A change to one of these
+    # modules must regenerate the file or show here why it cannot move it.
+    git = shutil.which("git")
+    if git is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("no git checkout to compare with")
+    commit = stored["provenance"]["commit"]
+    if subprocess.run([git, "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO_ROOT, capture_output=True).returncode:
+        pytest.skip(f"commit {commit[:7]} is not in this clone's history (a shallow clone)")
+    changed = []
+    for path in RUN_MODULES:
+        then = subprocess.run([git, "show", f"{commit}:{path}"], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert then.returncode == 0, f"{path} did not exist at {commit[:7]}"
+        if _code_only(then.stdout) != _code_only((REPO_ROOT / path).read_text()):
+            changed.append(path)
+    assert not changed, f"changed since {commit[:7]} made {UNTIL_PATH.name}: {changed}"
+
+
+def test_the_code_check_sees_a_change_of_code_and_not_of_a_docstring():
+    base = 'def f(x):\n    """Twice x."""\n    return 2 * x  # doubled\n'
+    assert _code_only(base) == _code_only(base.replace("Twice x.", "Two times x.").replace("# doubled", ""))
+    assert _code_only(base) != _code_only(base.replace("2 * x", "3 * x"))
 
 
 def test_every_arm_is_scored_at_every_lookup_count(stored):

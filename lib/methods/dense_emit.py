@@ -227,8 +227,8 @@ def train_adaptive(
     ``shuffle_counts``: the control, the same counts shuffled across the questions (seeded by
     ``seed``), so a model taught them can only learn how often to emit, not for which question.
     ``teacher_budgets``: ``"question"`` draws the first half's budget per question; ``"batch"`` draws
-    one per batch, so every step trains one unrolled depth at a time (on the until-marked task a
-    per-question mix learned too slowly to teach any count but the most)."""
+    one per batch, so every step trains one unrolled depth at a time (on the until-marked task's
+    tuning seed a per-question mix taught "write the most" almost everywhere; one per batch did not)."""
     from lib.core.training import TrainConfig, train
 
     draw = _questions(spec, questions)
