@@ -262,3 +262,75 @@ def test_seeds_run_in_parallel_give_what_they_give_in_series():
                        (((0,), 1, 2), "steps")):
         with pytest.raises(ValueError, match=match):
             run_seeds(*bad)  # refused before any process starts
+
+
+def test_the_shuffled_control_has_the_adaptive_model_s_teacher(monkeypatch):
+    # The control's first half is the adaptive model's step for step, so choosing seeds by what the
+    # teacher learned selects both arms alike (lib.experiments.adaptive_until.control_comparison).
+    import lib.methods.dense_emit as emit
+
+    scored, real = [], emit.useful_counts
+    monkeypatch.setattr(emit, "useful_counts", lambda probs, threshold: scored.append(probs.clone()) or real(probs, threshold))
+    spec = PointerSpec(max_hops=2)
+    cfg = GPTConfig(**{**pointer_model_config(spec, d_model=16).to_dict(), "n_ctx": spec.n_nodes + 3 + 2 + 1})
+    runs = []
+    for shuffle in (False, True):
+        torch.manual_seed(7)
+        runs.append(train_adaptive(GPT(cfg), spec, 12, 8, 3e-3, 5, 2, shuffle_counts=shuffle, teacher_budgets="batch"))
+    assert len(scored) == 2 and torch.equal(scored[0], scored[1])  # the same teacher's answer probabilities
+    assert sorted(runs[0].counts.tolist()) == sorted(runs[1].counts.tolist())
+    torch.manual_seed(8)  # another initial model is another teacher: the check above can fail
+    train_adaptive(GPT(cfg), spec, 12, 8, 3e-3, 5, 2, teacher_budgets="batch")
+    assert not torch.equal(scored[0], scored[2])
+
+
+def _until_result(rises: dict[int, tuple[float, float]], useful: dict[int, tuple[float, float]]) -> dict:
+    """A result laid out as until_experiment's: per seed the adaptive and shuffled arms' written
+    counts (as histograms over 0..4 of 10 questions) rising by the given amounts from 1 lookup."""
+    def arm(rise):
+        def hist(mean):  # ten questions writing floor / ceil of mean
+            lo, frac = int(mean), mean - int(mean)
+            h = [0.0] * 5
+            h[lo] += 1 - frac
+            if frac:
+                h[lo + 1] += frac
+            return h
+        return {h: {"dense_hist": hist(min(4.0, 0.2 + rise * (h - 1))), "accuracy": 1.0 if h < 3 else 0.5} for h in (1, 2, 3)}
+
+    settings = {"n_questions": 10, "trained_hops": [1, 2], "ood_hops": [3], "budgets": [0, 1, 2], "max_dense": 4}
+    return {"settings": settings, "seeds": {s: {"adaptive": arm(a), "shuffled": arm(c), "useful": dict(zip((1, 2), useful[s]))}
+                                            for s, (a, c) in rises.items()}}
+
+
+def test_teacher_outcomes_and_the_comparison_with_the_control():
+    from lib.experiments.adaptive_until import control_comparison, teacher_outcomes
+
+    rises = {1: (0.8, 0.2), 2: (0.0, 0.0), 3: (0.9, 0.1), 4: (0.7, 0.3), 5: (0.6, 0.25)}
+    useful = {1: (0.2, 0.97), 2: (4.0, 4.0), 3: (0.1, 1.1), 4: (2.2, 3.8), 5: (0.25, 1.2)}
+    result = _until_result(rises, useful)
+    assert teacher_outcomes(result) == {1: "learned", 2: "stuck", 3: "learned", 4: "partial", 5: "learned"}
+    learned = control_comparison(result, (1, 3, 5))
+    name = "written at 2 - at 1"
+    assert learned[name]["verdict"] == "better" and learned[name]["n_method"] == 3
+    assert abs(learned[name]["method_mean"] - (0.8 + 0.9 + 0.6) / 3) < 1e-9
+    assert abs(learned[name]["p_value"] - 0.1) < 1e-9  # 3 against 3, complete separation: 2/20, two-sided
+    everyone = control_comparison(result)  # seed 2 writes the same in both arms: no complete separation
+    assert everyone[name]["verdict"] == "no measurable effect" and everyone[name]["n_method"] == 5
+    assert all(e["p_holm"] >= e["p_value"] for e in everyone.values()) and len(everyone) == 3
+    # a control that rises as much: no effect, whichever seeds
+    same = _until_result({s: (a, a) for s, (a, _) in rises.items()}, useful)
+    assert control_comparison(same, (1, 3, 5))[name]["verdict"] == "no measurable effect"
+
+
+def test_the_comparison_with_the_control_checks_its_arguments():
+    from lib.experiments.adaptive_until import control_comparison, teacher_outcomes
+
+    result = _until_result({1: (0.8, 0.2), 2: (0.5, 0.1)}, {1: (0.2, 1.0), 2: (0.2, 1.0)})
+    for bad in ((1,), (1, 1), (1, 9), [1, 2], None.__class__):
+        with pytest.raises(ValueError, match="seeds"):
+            control_comparison(result, bad)
+    for bad in ({}, {"settings": {}, "seeds": {1: {}}}, "result"):
+        with pytest.raises(ValueError, match="result"):
+            teacher_outcomes(bad)
+        with pytest.raises(ValueError, match="result"):
+            control_comparison(bad)
