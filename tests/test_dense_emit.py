@@ -267,21 +267,19 @@ def test_seeds_run_in_parallel_give_what_they_give_in_series():
 def test_the_shuffled_control_has_the_adaptive_model_s_teacher(monkeypatch):
     # The control's first half is the adaptive model's step for step, so choosing seeds by what the
     # teacher learned selects both arms alike (lib.experiments.adaptive_until.control_comparison).
+    # Checked through the experiment that makes the stored file, which builds both arms.
     import lib.methods.dense_emit as emit
 
     scored, real = [], emit.useful_counts
     monkeypatch.setattr(emit, "useful_counts", lambda probs, threshold: scored.append(probs.clone()) or real(probs, threshold))
     spec = PointerSpec(max_hops=2)
-    cfg = GPTConfig(**{**pointer_model_config(spec, d_model=16).to_dict(), "n_ctx": spec.n_nodes + 3 + 2 + 1})
-    runs = []
-    for shuffle in (False, True):
-        torch.manual_seed(7)
-        runs.append(train_adaptive(GPT(cfg), spec, 12, 8, 3e-3, 5, 2, shuffle_counts=shuffle, teacher_budgets="batch"))
-    assert len(scored) == 2 and torch.equal(scored[0], scored[1])  # the same teacher's answer probabilities
-    assert sorted(runs[0].counts.tolist()) == sorted(runs[1].counts.tolist())
-    torch.manual_seed(8)  # another initial model is another teacher: the check above can fail
-    train_adaptive(GPT(cfg), spec, 12, 8, 3e-3, 5, 2, teacher_budgets="batch")
-    assert not torch.equal(scored[0], scored[2])
+    emit.adaptive_experiment(spec, (3,), 8, (0,), batch_size=8, n_questions=4, progress=False, max_dense=2,
+                             shuffled_control=True, teacher_budgets="batch")
+    emit.adaptive_experiment(spec, (4,), 8, (0,), batch_size=8, n_questions=4, progress=False, max_dense=2,
+                             shuffled_control=True, teacher_budgets="batch")
+    assert len(scored) == 4  # per seed: the adaptive model's teacher, then the control's
+    assert torch.equal(scored[0], scored[1]) and torch.equal(scored[2], scored[3])
+    assert not torch.equal(scored[0], scored[2])  # another seed is another teacher: the check can fail
 
 
 def _until_result(rises: dict[int, tuple[float, float]], useful: dict[int, tuple[float, float]]) -> dict:
@@ -326,10 +324,12 @@ def test_the_comparison_with_the_control_checks_its_arguments():
     from lib.experiments.adaptive_until import control_comparison, teacher_outcomes
 
     result = _until_result({1: (0.8, 0.2), 2: (0.5, 0.1)}, {1: (0.2, 1.0), 2: (0.2, 1.0)})
-    for bad in ((1,), (1, 1), (1, 9), [1, 2], None.__class__):
+    for bad in ((1,), (1, 1), (1, 9), [1, 2], (True, 2), "12"):
         with pytest.raises(ValueError, match="seeds"):
             control_comparison(result, bad)
-    for bad in ({}, {"settings": {}, "seeds": {1: {}}}, "result"):
+    no_control = {**result, "seeds": {s: {k: v for k, v in r.items() if k != "shuffled"} for s, r in result["seeds"].items()}}
+    no_useful = {**result, "seeds": {s: {k: v for k, v in r.items() if k != "useful"} for s, r in result["seeds"].items()}}
+    for bad in ({}, {"settings": {}, "seeds": {1: {}}}, "result", no_control, no_useful):
         with pytest.raises(ValueError, match="result"):
             teacher_outcomes(bad)
         with pytest.raises(ValueError, match="result"):

@@ -105,3 +105,31 @@ def test_rank_correlation_reads_orderings_not_values():
         rank_correlation([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="a needs at least 2"):
         rank_correlation([1], [1])
+
+
+def test_rank_test_p_equals_counting_wins_over_every_split():
+    # The p-value sums ranks per split; the definition counts the pairs each split wins (ties half).
+    import random
+    from itertools import combinations
+
+    from lib.core.stats import rank_test_p
+
+    def by_definition(baseline, method, higher):
+        sign = 1.0 if higher else -1.0
+        pooled = [sign * x for x in method + baseline]
+
+        def u(idx):
+            rest = [pooled[i] for i in range(len(pooled)) if i not in idx]
+            return sum(1.0 if pooled[i] > y else 0.5 if pooled[i] == y else 0.0 for i in idx for y in rest)
+
+        observed = u(tuple(range(len(method))))
+        splits = list(combinations(range(len(pooled)), len(method)))
+        return sum(u(idx) >= observed - 1e-12 for idx in splits) / len(splits)
+
+    rng = random.Random(3)
+    for _ in range(40):
+        n_b, n_m = rng.randint(2, 6), rng.randint(2, 6)
+        draw = (lambda: rng.choice([0.0, 0.5, 1.0, 1.5])) if rng.random() < 0.5 else rng.random  # with ties, or without
+        b, m = [draw() for _ in range(n_b)], [draw() for _ in range(n_m)]
+        for higher in (True, False):
+            assert rank_test_p(b, m, higher) == by_definition(b, m, higher)

@@ -82,20 +82,17 @@ def rank_test_p(baseline: Sequence[float], method: Sequence[float], higher_is_be
     m = check_values(method, "method")
     _check_flag(higher_is_better)
     sign = 1.0 if higher_is_better else -1.0
-    pooled = [sign * x for x in m + b]
-
-    def u_stat(idx: tuple[int, ...]) -> float:
-        inside = set(idx)
-        mine = [pooled[i] for i in idx]
-        rest = [pooled[i] for i in range(len(pooled)) if i not in inside]
-        return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in mine for y in rest)
-
-    observed = u_stat(tuple(range(len(m))))
-    splits = list(combinations(range(len(pooled)), len(m)))
-    if len(splits) > 200_000:
-        raise ValueError(f"{len(m)} + {len(b)} seeds give {len(splits)} splits: too many to enumerate exactly")
-    at_least = sum(1 for idx in splits if u_stat(idx) >= observed - 1e-12)
-    return at_least / len(splits)
+    # U of a split is the sum of its members' ranks in the pooled values (ties sharing their mean
+    # rank) less m(m+1)/2: the same count of wins and half-ties, in one sum per split. Ranks are
+    # whole or half numbers, so the sums are exact.
+    ranks = _ranks([sign * x for x in m + b])
+    splits = combinations(ranks, len(m))
+    n_splits = math.comb(len(ranks), len(m))
+    if n_splits > 200_000:
+        raise ValueError(f"{len(m)} + {len(b)} seeds give {n_splits} splits: too many to enumerate exactly")
+    observed = sum(ranks[: len(m)])
+    at_least = sum(1 for idx in splits if sum(idx) >= observed)
+    return at_least / n_splits
 
 
 def verdict(baseline: Sequence[float], method: Sequence[float], higher_is_better: bool, min_effect: float) -> str:
