@@ -96,3 +96,13 @@ def test_late_drop_says_whether_the_loss_was_still_falling():
     assert list(run_budget.late_drops_by_arm(result)) == ["t/m"] and len(run_budget.late_drops_by_arm(result)["t/m"]) == 1
     with pytest.raises(ValueError, match="result"):
         run_budget.late_drops_by_arm("nonsense")
+
+
+def test_late_drops_read_a_results_file_as_the_harness_loads_it():
+    from lib.core.paths import REPO_ROOT
+    from lib.experiments.harness import load_results
+
+    path = REPO_ROOT / "data" / "results" / "harness_unseen.json"
+    loaded, raw = load_results(path), json.loads(path.read_text())
+    assert run_budget.late_drops_by_arm(loaded) == run_budget.late_drops_by_arm(raw)
+    assert len(run_budget.late_drops_by_arm(loaded)["path_star_unseen/mtp"]) == 5

@@ -86,16 +86,18 @@ def late_drop(curve: list[float], fifth: float = 0.2) -> tuple[float, float]:
 
 
 def late_drops_by_arm(result: dict, fifth: float = 0.2) -> dict[str, list[tuple[float, float]]]:
-    """Per ``task/method``, :func:`late_drop` of each reported seed's stored ``loss_curve``."""
+    """Per ``task/method``, :func:`late_drop` of each reported seed's stored ``loss_curve``; the runs
+    as the file holds them (dicts) or as :func:`lib.experiments.harness.load_results` gives them."""
     if not isinstance(result, dict) or not isinstance(result.get("runs"), list):
         raise ValueError("result must be a stored harness file (a dict with its runs)")
     out: dict[str, list[tuple[float, float]]] = {}
     for r in result["runs"]:
-        curve = r.get("extra", {}).get("loss_curve")
+        field = r.get if isinstance(r, dict) else lambda name, default=None, run=r: getattr(run, name, default)
+        curve = (field("extra") or {}).get("loss_curve")
         curve = json.loads(curve) if isinstance(curve, str) else curve
-        if r.get("role") != "final" or not curve:  # a diverged run stores none
+        if field("role") != "final" or not curve:  # a diverged run stores none
             continue
-        out.setdefault(f"{r['task']}/{r['method']}", []).append(late_drop(curve, fifth))
+        out.setdefault(f"{field('task')}/{field('method')}", []).append(late_drop(curve, fifth))
     return out
 
 
@@ -105,8 +107,9 @@ def whole_run_cost(files: tuple[str, ...] = WHOLE_RUN, jobs: int = 2, budget_min
     batches took, and a lower bound on one command's wall time with ``jobs`` workers (the CPU
     minutes over ``jobs``, or the longest run if longer), with and without the sweeps; ``fits`` and
     ``finals_fit`` say whether each is within ``budget_minutes``. The runs' seconds were measured
-    beside the other jobs of their batch, so the bound holds for no more workers than those batches
-    ran (more would assume cores the machine did not give them), within the timing noise of a run."""
+    beside the other jobs of their batch, so the bound holds, within the timing noise of a run, for
+    as many workers as those batches ran; more would assume cores the machine did not give them
+    (refused), and for fewer it is an estimate, since a run alone may go faster than beside another."""
     if not isinstance(files, tuple) or not files or not all(isinstance(f, str) for f in files):
         raise ValueError(f"files must be a non-empty tuple of file names, got {files!r}")
     checks.check_int(jobs, "jobs", min=1)
