@@ -329,8 +329,14 @@ def test_the_comparison_with_the_control_checks_its_arguments():
             control_comparison(result, bad)
     no_control = {**result, "seeds": {s: {k: v for k, v in r.items() if k != "shuffled"} for s, r in result["seeds"].items()}}
     no_useful = {**result, "seeds": {s: {k: v for k, v in r.items() if k != "useful"} for s, r in result["seeds"].items()}}
-    for bad in ({}, {"settings": {}, "seeds": {1: {}}}, "result", no_control, no_useful):
+    for bad in ({}, {"settings": {}, "seeds": {1: {}}}, "result"):
         with pytest.raises(ValueError, match="result"):
             teacher_outcomes(bad)
         with pytest.raises(ValueError, match="result"):
             control_comparison(bad)
+    with pytest.raises(ValueError, match="lacks \\['useful'\\]"):  # each reader asks only for what it reads
+        teacher_outcomes(no_useful)
+    with pytest.raises(ValueError, match="lacks \\['shuffled'\\]"):
+        control_comparison(no_control)
+    assert teacher_outcomes(no_control) == {1: "learned", 2: "learned"}
+    assert set(control_comparison(no_useful)) == set(control_comparison(result))

@@ -98,8 +98,8 @@ def count_by_hops(result: dict, arm: str = "adaptive") -> dict:
     the most allowed, whether they rise with the lookups (each count's mean above the one before by
     more than two standard errors of the difference) at the trained counts and on to the deeper
     ones, and the gap to the ``h - 1`` a question of ``h`` lookups needs."""
-    _check_result(result)
     checks.check_choice(arm, "arm", ("adaptive", "shuffled"))
+    _check_result(result, (arm,))
     settings = result["settings"]
     n_questions = settings["n_questions"]
     trained = settings["trained_hops"]
@@ -140,7 +140,7 @@ def teacher_outcomes(result: dict) -> dict[int, str]:
     :data:`TAUGHT_WITHIN` of the ``h - 1`` dense tokens ``h`` lookups need, at every trained count),
     ``"stuck"`` (the most it may write at every count: no smaller budget reached the threshold) or
     ``"partial"``. It reads means only: half 0 and half 2 at 2 lookups would count as 1."""
-    _check_result(result)
+    _check_result(result, ("useful",))
     settings = result["settings"]
     most = settings.get("max_dense", max(settings["budgets"]))
     out = {}
@@ -169,7 +169,7 @@ def control_comparison(result: dict, seeds: tuple[int, ...] | None = None) -> di
     separate completely with p = 0.1."""
     from lib.core.stats import compare, holm
 
-    _check_result(result)
+    _check_result(result, ("adaptive", "shuffled"))
     adaptive, control = count_by_hops(result), count_by_hops(result, "shuffled")
     trained, ood = adaptive["trained_hops"], adaptive["ood_hops"]
     if seeds is None:
@@ -198,16 +198,16 @@ def control_comparison(result: dict, seeds: tuple[int, ...] | None = None) -> di
     return {name: {**c.to_dict(), "p_holm": p} for (name, c), p in zip(comparisons.items(), p_holm)}
 
 
-def _check_result(result) -> None:
+def _check_result(result, needs: tuple[str, ...] = ()) -> None:
     if not isinstance(result, dict) or not isinstance(result.get("seeds"), dict) or not result["seeds"] \
             or not isinstance(result.get("settings"), dict):
         raise ValueError("result must come from until_experiment (a dict with settings and per-seed results)")
     if "trained_hops" not in result["settings"] or "ood_hops" not in result["settings"]:
         raise ValueError("result['settings'] must name trained_hops and ood_hops (until_experiment's result)")
     for seed, r in result["seeds"].items():
-        missing = [k for k in ("adaptive", "shuffled", "useful") if not isinstance(r, dict) or k not in r]
+        missing = [k for k in needs if not isinstance(r, dict) or k not in r]
         if missing:
-            raise ValueError(f"result: seed {seed} lacks {missing} (run until_experiment with its shuffled control)")
+            raise ValueError(f"result: seed {seed} lacks {missing} (until_experiment with its shuffled control stores them)")
 
 
 def one_lookup_accuracy(hops: int) -> float:

@@ -2,7 +2,7 @@
 every harness run stores the seconds it took (one thread, beside the other jobs of its batch), and
 every batch its wall time. No training happens here.
 
-    python -m lib.experiments.run_budget            # the whole run of notebooks 08 and 09, 2 jobs, 90 minutes
+    python -m lib.experiments.run_budget            # the stored runs on the new tasks, 2 jobs, 90 minutes
     python -m lib.experiments.run_budget --json     # the same as one JSON object
 
 The budget asks whether one command could regenerate the files in ``budget_minutes`` with ``jobs``
@@ -23,8 +23,8 @@ from lib.core import checks
 from lib.core.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "data" / "results"
-# The stored files the whole medium run of notebooks 08 and 09 regenerates: the comparison on unseen
-# items (08, 09's pointer rows), the text arms (09) and the until-marked count (09).
+# The stored files on the new tasks that notebooks 08 and 09 read (the older medium files are an
+# earlier protocol): the comparison on unseen items (08), the text arms (09) and the until-marked count (09).
 WHOLE_RUN = ("harness_unseen.json", "harness_text.json", "dense_adaptive_until.json")
 
 
