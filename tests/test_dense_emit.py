@@ -194,6 +194,23 @@ def _teacher_budgets(monkeypatch, **kwargs) -> list[list[int]]:
     return seen
 
 
+def test_the_teacher_can_start_at_one_budget_before_it_draws(monkeypatch):
+    started = _teacher_budgets(monkeypatch, teacher_budgets="batch", teacher_start=(6, 1))
+    assert len(started) == 20 and all(rows == [1] * 16 for rows in started[:6])  # every row at 1 dense token
+    assert len({rows[0] for rows in started[6:]}) >= 3  # then the draw, one depth a batch
+    spec = PointerSpec(max_hops=2)
+    m = GPT(GPTConfig(**{**pointer_model_config(spec, d_model=16).to_dict(), "n_ctx": spec.n_nodes + 3 + 4 + 1}))
+    before = [p.clone() for p in m.parameters()]
+    for bad in ((0, 1), (20, 1), (5, 5), (5, -1), [5, 1], (5,), (True, 1), (5.0, 1)):
+        with pytest.raises(ValueError, match="teacher_start"):
+            train_adaptive(m, spec, 40, 8, 1e-3, 0, 4, teacher_start=bad)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))  # refused before training
+    from lib.methods.dense_emit import adaptive_experiment
+
+    with pytest.raises(ValueError, match="teacher_start"):
+        adaptive_experiment(spec, (0,), 40, (0, 1), teacher_start=(5, 2))  # more than the most it may write
+
+
 def test_the_teacher_draws_one_budget_per_question_or_one_per_batch(monkeypatch):
     per_question = _teacher_budgets(monkeypatch)
     per_batch = _teacher_budgets(monkeypatch, teacher_budgets="batch")
@@ -217,10 +234,11 @@ def test_the_teacher_draws_one_budget_per_question_or_one_per_batch(monkeypatch)
 def test_the_until_experiment_counts_what_the_model_writes_per_lookup():
     from lib.experiments.adaptive_until import count_by_hops, one_lookup_accuracy, until_experiment, written_mean_and_error
 
-    result = until_experiment((0,), steps=2, n_questions=4, progress=False)
+    result = until_experiment((0,), steps=10, n_questions=4, progress=False)
     assert result["settings"]["trained_hops"] == [1, 2] and result["settings"]["ood_hops"] == [3]
     assert result["settings"]["threshold"] == 0.9 and result["settings"]["max_dense"] == 4
     assert result["settings"]["teacher_budgets"] == "batch"  # one budget per teacher batch, recorded
+    assert result["settings"]["teacher_start"] == [2, 1]  # 400 of 2,000 steps at 1 dense token: 2 of 10
     assert sorted(result["seeds"][0]["useful"]) == [1, 2] and sorted(result["seeds"][0]["fixed"]) == [0, 1, 2]
     assert sorted(result["seeds"][0]["shuffled"]) == [1, 2, 3]  # the control, scored like the adaptive model
 
@@ -340,3 +358,24 @@ def test_the_comparison_with_the_control_checks_its_arguments():
         control_comparison(no_control)
     assert teacher_outcomes(no_control) == {1: "learned", 2: "learned"}
     assert set(control_comparison(no_useful)) == set(control_comparison(result))
+
+
+def test_rises_reads_each_seeds_count_difference_and_checks_its_arguments():
+    from lib.experiments.adaptive_until import rises
+
+    result = _until_result({1: (0.8, 0.2), 2: (0.5, 0.1), 3: (0.0, 0.0)}, {s: (0.2, 1.0) for s in (1, 2, 3)})
+    got = rises(result)
+    assert sorted(got) == [1, 2, 3] and all(abs(got[s] - r) < 1e-9 for s, r in ((1, 0.8), (2, 0.5), (3, 0.0)))
+    control = rises(result, "shuffled", (1, 2))
+    assert control.keys() == {1, 2} and abs(control[1] - 0.2) < 1e-9 and abs(control[2] - 0.1) < 1e-9
+    deeper = rises(result, lookups=(2, 3))  # the made-up arms rise by the same step at every lookup
+    assert all(abs(deeper[s] - got[s]) < 1e-9 for s in got)
+    assert all(abs(d + u) < 1e-9 for d, u in zip(rises(result, lookups=(2, 1)).values(), got.values()))
+    for bad in ((1, 1), (1, 9), [1, 2], (True, 2), ()):
+        with pytest.raises(ValueError, match="seeds"):
+            rises(result, seeds=bad)
+    for bad in ((1,), (1, 4), [1, 2], (True, 2)):
+        with pytest.raises(ValueError, match="lookups"):
+            rises(result, lookups=bad)
+    with pytest.raises(ValueError, match="arm"):
+        rises(result, "fixed")

@@ -197,6 +197,21 @@ def _question_parts(batch) -> tuple[Tensor, Tensor]:
     return batch.tokens[:, :P], batch.answers
 
 
+def _check_teacher_start(teacher_start, steps: int, max_dense: int) -> tuple[int, int]:
+    # (steps at one budget before the draw, that budget); (0, 0) where there is none
+    if teacher_start is None:
+        return 0, 0
+    if not isinstance(teacher_start, tuple) or len(teacher_start) != 2 or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in teacher_start):
+        raise ValueError(f"teacher_start must be None or a pair of ints (steps, budget), got {teacher_start!r}")
+    start, budget = teacher_start
+    if not 1 <= start < steps // 2:
+        raise ValueError(f"teacher_start's steps must lie in [1, {steps // 2}) (inside the first half), got {start}")
+    if not 0 <= budget <= max_dense:
+        raise ValueError(f"teacher_start's budget must lie in [0, {max_dense}] (max_dense), got {budget}")
+    return start, budget
+
+
 Questions = Callable[[int, torch.Generator, "int | None"], object]  # (count, generator, hops or None) -> PointerBatch
 
 
@@ -216,7 +231,7 @@ def _questions(spec, questions: Questions | None) -> Questions:
 def train_adaptive(
     model, spec, steps: int, batch_size: int, lr: float, seed: int, max_dense: int, threshold: float = 0.5,
     device: torch.device | str = "cpu", questions: Questions | None = None, shuffle_counts: bool = False,
-    teacher_budgets: str = "question",
+    teacher_budgets: str = "question", teacher_start: tuple[int, int] | None = None,
 ) -> AdaptiveRun:
     """Train ``model`` on pointer questions of mixed hop counts (``spec``; ``questions``: another
     source laid out on ``spec``, e.g. :func:`lib.tasks.pointer_until.sample_until`'s training
@@ -228,7 +243,11 @@ def train_adaptive(
     ``seed``), so a model taught them can only learn how often to emit, not for which question.
     ``teacher_budgets``: ``"question"`` draws the first half's budget per question; ``"batch"`` draws
     one per batch, so every step trains one unrolled depth at a time (on the until-marked task's
-    tuning seed a per-question mix taught "write the most" almost everywhere; one per batch did not)."""
+    tuning seed a per-question mix taught "write the most" almost everywhere; one per batch did not).
+    ``teacher_start``: ``(steps, budget)``, the first half's first ``steps`` train every question at
+    ``budget`` dense tokens before any budget is drawn (on some seeds a model asked for every depth
+    from the first step never learned to use any in the first half; :mod:`lib.experiments.adaptive_until`
+    says where this was measured)."""
     from lib.core.training import TrainConfig, train
 
     draw = _questions(spec, questions)
@@ -238,6 +257,7 @@ def train_adaptive(
     check_int(steps, "steps", min=2)
     check_int(batch_size, "batch_size", min=1)
     check_int(max_dense, "max_dense", min=0)
+    start_steps, start_budget = _check_teacher_start(teacher_start, steps, max_dense)
     if spec.n_nodes + 3 + max_dense + 1 > model.cfg.n_ctx:
         raise ValueError(f"the model's n_ctx = {model.cfg.n_ctx} cannot hold a prompt, {max_dense} dense tokens and the answer")
     gen = torch.Generator().manual_seed(seed)
@@ -250,7 +270,9 @@ def train_adaptive(
         if step < half:
             b = draw(batch_size, gen, None).to(device)
             p, a = _question_parts(b)
-            if teacher_budgets == "batch":
+            if step < start_steps:
+                counts = torch.full((batch_size,), start_budget, dtype=torch.long, device=device)
+            elif teacher_budgets == "batch":
                 counts = torch.randint(0, max_dense + 1, (1,), generator=gen).expand(batch_size).to(device)
             else:
                 counts = torch.randint(0, max_dense + 1, (batch_size,), generator=gen).to(device)
@@ -347,7 +369,7 @@ def adaptive_experiment(
     n_questions: int = 300, question_seed: int = 1234, device: torch.device | str = "cpu", progress: bool = True,
     train_questions: Questions | None = None, test_questions: Questions | None = None, desc: str = "adaptive experiment",
     threshold: float = 0.5, max_dense: int | None = None, shuffled_control: bool = False,
-    teacher_budgets: str = "question",
+    teacher_budgets: str = "question", teacher_start: tuple[int, int] | None = None,
 ) -> dict:
     """Per seed, a 1-layer model that emits its own dense tokens (:func:`train_adaptive`, up to
     ``max(budgets)``) and one model per fixed budget (:func:`train_fixed_budget`), the same
@@ -359,7 +381,7 @@ def adaptive_experiment(
     count as enough (above what guessing gives); ``max_dense``: the adaptive model's most dense
     tokens (default ``max(budgets)``); ``shuffled_control``: also, per seed, an adaptive model taught
     the same counts shuffled across questions (``"shuffled"``, scored like the adaptive one);
-    ``teacher_budgets``: as :func:`train_adaptive` has it, for both."""
+    ``teacher_budgets`` and ``teacher_start``: as :func:`train_adaptive` has them, for both."""
     from tqdm.auto import tqdm
 
     from lib.core.model import GPT
@@ -374,6 +396,7 @@ def adaptive_experiment(
     check_choice(teacher_budgets, "teacher_budgets", TEACHER_BUDGETS)
     _questions(spec, train_questions), _questions(spec, test_questions)  # checked before any training
     max_dense = max(budgets) if max_dense is None else check_int(max_dense, "max_dense", min=max(budgets))
+    _check_teacher_start(teacher_start, steps, max_dense)
     cfg = pointer_model_config(spec)
     cfg = type(cfg)(**{**cfg.to_dict(), "n_ctx": spec.n_nodes + 3 + max_dense + 1})  # room for the largest budget
     out: dict = {"settings": {"seeds": list(seeds), "steps": steps, "batch_size": batch_size, "lr": lr, "n_questions": n_questions,
@@ -383,12 +406,14 @@ def adaptive_experiment(
         out["settings"]["max_dense"] = max_dense
     if teacher_budgets != "question":  # the stored pointer file predates the choice
         out["settings"]["teacher_budgets"] = teacher_budgets
+    if teacher_start is not None:
+        out["settings"]["teacher_start"] = list(teacher_start)
     bar = tqdm(total=len(seeds) * (1 + len(budgets) + shuffled_control), desc=desc, disable=not progress)
     for seed in seeds:
         torch.manual_seed(seed)
         model = GPT(cfg).to(device)
         run = train_adaptive(model, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions,
-                             teacher_budgets=teacher_budgets)
+                             teacher_budgets=teacher_budgets, teacher_start=teacher_start)
         bar.update()
         adaptive = adaptive_accuracy(model, spec, max_dense, question_seed, n_questions, device, test_questions)
         hops_trained = sorted(set(run.count_hops.tolist()))
@@ -404,7 +429,7 @@ def adaptive_experiment(
             torch.manual_seed(seed)
             control = GPT(cfg).to(device)
             train_adaptive(control, spec, steps, batch_size, lr, seed, max_dense, threshold, device, train_questions, True,
-                           teacher_budgets)
+                           teacher_budgets, teacher_start)
             out["seeds"][seed]["shuffled"] = adaptive_accuracy(control, spec, max_dense, question_seed, n_questions, device,
                                                                test_questions)
             bar.update()
