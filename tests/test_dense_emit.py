@@ -195,9 +195,13 @@ def _teacher_budgets(monkeypatch, **kwargs) -> list[list[int]]:
 
 
 def test_the_teacher_can_start_at_one_budget_before_it_draws(monkeypatch):
+    plain = _teacher_budgets(monkeypatch, teacher_budgets="batch")
+    assert [rows[0] for rows in plain[:8]] == [1, 0, 3, 3, 3, 1, 1, 1]  # no start: the draw of the code before it (91c89a2)
     started = _teacher_budgets(monkeypatch, teacher_budgets="batch", teacher_start=(6, 1))
     assert len(started) == 20 and all(rows == [1] * 16 for rows in started[:6])  # every row at 1 dense token
-    assert len({rows[0] for rows in started[6:]}) >= 3  # then the draw, one depth a batch
+    assert started[6] != [1] * 16 and len({rows[0] for rows in started[6:]}) >= 3  # then the draw, from step 6 on
+    longest = _teacher_budgets(monkeypatch, teacher_budgets="batch", teacher_start=(19, 4))  # the bounds are allowed
+    assert all(rows == [4] * 16 for rows in longest[:19]) and longest[19] != [4] * 16
     spec = PointerSpec(max_hops=2)
     m = GPT(GPTConfig(**{**pointer_model_config(spec, d_model=16).to_dict(), "n_ctx": spec.n_nodes + 3 + 4 + 1}))
     before = [p.clone() for p in m.parameters()]
@@ -209,6 +213,27 @@ def test_the_teacher_can_start_at_one_budget_before_it_draws(monkeypatch):
 
     with pytest.raises(ValueError, match="teacher_start"):
         adaptive_experiment(spec, (0,), 40, (0, 1), teacher_start=(5, 2))  # more than the most it may write
+
+
+def test_the_experiment_gives_the_teacher_s_start_to_both_arms(monkeypatch):
+    import inspect
+
+    import lib.methods.dense_emit as dense_emit
+
+    real, given = dense_emit.train_adaptive, []
+
+    def record(model, spec, steps, *args, **kwargs):  # what each arm was asked to train with, then no training
+        bound = inspect.signature(real).bind(model, spec, steps, *args, **kwargs)
+        bound.apply_defaults()
+        given.append((bound.arguments["shuffle_counts"], bound.arguments["teacher_start"]))
+        return dense_emit.AdaptiveRun(model, torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long), (2, 2))
+
+    monkeypatch.setattr(dense_emit, "train_adaptive", record)
+    spec = PointerSpec(max_hops=2)
+    out = dense_emit.adaptive_experiment(spec, (0,), 4, (0, 1), n_questions=2, progress=False, shuffled_control=True,
+                                         teacher_budgets="batch", teacher_start=(1, 1))
+    assert given == [(False, (1, 1)), (True, (1, 1))]  # the adaptive model, then its control
+    assert out["settings"]["teacher_start"] == [1, 1]
 
 
 def test_the_teacher_draws_one_budget_per_question_or_one_per_batch(monkeypatch):
@@ -360,22 +385,22 @@ def test_the_comparison_with_the_control_checks_its_arguments():
     assert set(control_comparison(no_useful)) == set(control_comparison(result))
 
 
-def test_rises_reads_each_seeds_count_difference_and_checks_its_arguments():
-    from lib.experiments.adaptive_until import rises
+def test_rise_by_seed_reads_each_seeds_count_difference_and_checks_its_arguments():
+    from lib.experiments.adaptive_until import rise_by_seed
 
     result = _until_result({1: (0.8, 0.2), 2: (0.5, 0.1), 3: (0.0, 0.0)}, {s: (0.2, 1.0) for s in (1, 2, 3)})
-    got = rises(result)
+    got = rise_by_seed(result)
     assert sorted(got) == [1, 2, 3] and all(abs(got[s] - r) < 1e-9 for s, r in ((1, 0.8), (2, 0.5), (3, 0.0)))
-    control = rises(result, "shuffled", (1, 2))
+    control = rise_by_seed(result, "shuffled", (1, 2))
     assert control.keys() == {1, 2} and abs(control[1] - 0.2) < 1e-9 and abs(control[2] - 0.1) < 1e-9
-    deeper = rises(result, lookups=(2, 3))  # the made-up arms rise by the same step at every lookup
+    deeper = rise_by_seed(result, lookups=(2, 3))  # the made-up arms rise by the same step at every lookup
     assert all(abs(deeper[s] - got[s]) < 1e-9 for s in got)
-    assert all(abs(d + u) < 1e-9 for d, u in zip(rises(result, lookups=(2, 1)).values(), got.values()))
+    assert all(abs(d + u) < 1e-9 for d, u in zip(rise_by_seed(result, lookups=(2, 1)).values(), got.values()))
     for bad in ((1, 1), (1, 9), [1, 2], (True, 2), ()):
         with pytest.raises(ValueError, match="seeds"):
-            rises(result, seeds=bad)
+            rise_by_seed(result, seeds=bad)
     for bad in ((1,), (1, 4), [1, 2], (True, 2)):
         with pytest.raises(ValueError, match="lookups"):
-            rises(result, lookups=bad)
+            rise_by_seed(result, lookups=bad)
     with pytest.raises(ValueError, match="arm"):
-        rises(result, "fixed")
+        rise_by_seed(result, "fixed")

@@ -300,8 +300,9 @@ def train_fixed_budget(
     questions: Questions | None = None,
 ):
     """The comparison: every question gets exactly ``budget`` dense tokens (answer only as target),
-    whatever its hop count, on the same questions and schedule as :func:`train_adaptive`'s first
-    phase would draw (from ``questions`` as there)."""
+    whatever its hop count, on questions drawn from ``questions`` (as :func:`train_adaptive` draws
+    them, with the same seed and schedule; the adaptive model's streams part where its teacher
+    draws a budget from the same generator)."""
     from lib.core.training import TrainConfig, train
 
     draw = _questions(spec, questions)
